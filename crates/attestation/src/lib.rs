@@ -1,0 +1,1 @@
+//! Verification of Nitro Enclaves attestation documents (COSE_Sign1, AWS certificate chain, PCR policy). No AWS SDK, no OpenSSL.

@@ -1,0 +1,1 @@
+//! Enclave Image File (EIF) format: reproducible writer, streaming reader, PCR measurement, signing.
