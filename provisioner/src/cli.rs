@@ -1,0 +1,113 @@
+//! Command-line interface: global options and the subcommands, each delegating to `commands`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::output::Style;
+
+/// Declarative provisioner for AWS Nitro Enclaves.
+#[derive(Debug, Parser)]
+#[command(name = "nitro-provision", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The deployment description.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "enclave.yaml"
+    )]
+    pub file: PathBuf,
+    /// Use templates from DIR (same file names as templates/ and policies/) instead of the
+    /// embedded ones.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Never color output (also: NO_COLOR set, or stdout not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// More log output (-v debug, -vv trace); logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check enclave.yaml; lists every problem with file:line:column. Exit 0 valid, 1 invalid.
+    Validate,
+    /// Write the CloudFormation template, user_data and policies to a directory.
+    Render(RenderArgs),
+    /// Show what apply would do.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan without AWS: everything a first apply would create.
+    #[arg(long)]
+    pub offline: bool,
+    /// Print the versioned plan document (JSON) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 2 when the plan has changes, 0 when none, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// What a command asks the process to exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    Failure,
+    Changes,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(match e {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Changes => 2,
+        })
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let style = Style::detect(cli.no_color);
+    let ctx = commands::Context {
+        file: cli.file,
+        templates: cli.templates,
+        style,
+    };
+    match cli.command {
+        Command::Validate => commands::validate::run(&ctx),
+        Command::Render(args) => commands::render::run(&ctx, &args),
+        Command::Plan(args) => commands::plan::run(&ctx, &args),
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,97 @@
+//! Configuration diagnostics: every problem names `file:line:column`, the key path, what is wrong
+//! and, where we can tell, what was meant.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::source::{KeyPath, Pos};
+
+/// One problem in `enclave.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub pos: Pos,
+    pub path: KeyPath,
+    pub message: String,
+    /// A suggestion ("did you mean `cpu_count`?") or the accepted range.
+    pub hint: Option<String>,
+}
+
+/// Everything wrong with a configuration file, in source order.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render(file, diagnostics))]
+    Invalid {
+        file: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ConfigError {
+    /// The diagnostics of an invalid file (empty for I/O errors).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Invalid { diagnostics, .. } => diagnostics,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (i, d) in diagnostics.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("{file}:{}: {}: {}", d.pos, d.path, d.message));
+        if let Some(h) = &d.hint {
+            out.push_str(&format!(" ({h})"));
+        }
+    }
+    let n = diagnostics.len();
+    out.push_str(&format!(
+        "\n{n} error{} in {file}",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.pos, self.path, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The closest candidate to `word`, when it is close enough to be a plausible typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["cpu_count", "memory_mib", "cid", "debug"];
+        assert_eq!(did_you_mean("cpu_cont", keys), Some("cpu_count"));
+        assert_eq!(did_you_mean("memory", keys), Some("memory_mib"));
+        assert_eq!(did_you_mean("zzz", keys), None);
+    }
+}
