@@ -1,1 +1,94 @@
+//! Shared test harness: locates the real external tools the suite drives (installed by
+//! `scripts/test.sh` into `$NP_CACHE`), golden files, and the repository's fixtures.
+//! A missing tool fails the test with the command that installs it: never a silent skip.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The persistent tool cache (same rule as scripts/env.sh).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NITRO_PROVISION_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
+    home.join(".cache/nitro-provision")
+}
+
+/// Path of an external tool: the project's cache first, then PATH.
+pub fn tool(name: &str) -> PathBuf {
+    let cache = cache_dir();
+    for dir in [cache.join("venv/bin"), cache.join("bin")] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!("`{name}` is not installed: run `scripts/test.sh` (it installs every test tool)");
+}
+
+/// Compares `actual` with `tests/golden/NAME`; `UPDATE_GOLDEN=1` rewrites the file instead.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = repo_root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(n, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", n + 1))
+            .collect();
+        panic!(
+            "{} differs from the output ({} vs {} lines):\n{}\n(UPDATE_GOLDEN=1 rewrites it after review)",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+/// Runs `cfn-lint` on a template; returns its findings (empty when clean at `level`).
+pub fn cfn_lint(template: &Path, level: &str) -> Result<(), String> {
+    let out = Command::new(tool("cfn-lint"))
+        .arg("--non-zero-exit-code")
+        .arg(level)
+        .arg("--format")
+        .arg("parseable")
+        .arg(template)
+        .output()
+        .expect("run cfn-lint");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -61,7 +61,7 @@ pub struct Instance {
 }
 
 /// Where the instances live: an existing VPC and subnets, or a VPC the stack creates.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     pub vpc_id: Option<String>,
@@ -211,6 +211,16 @@ pub struct Logging {
     /// CloudWatch Logs retention of the stack's log group.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            vpc_id: None,
+            subnet_ids: Vec::new(),
+            vpc_cidr: default_vpc_cidr(),
+        }
+    }
 }
 
 impl Default for Kms {

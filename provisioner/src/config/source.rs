@@ -106,6 +106,8 @@ pub struct SourceMap {
 struct Node {
     key: Option<Pos>,
     value: Pos,
+    /// Mappings and sequences are best pointed at by their key; scalars by their value.
+    container: bool,
 }
 
 enum Frame {
@@ -140,15 +142,15 @@ impl SourceMap {
                     {
                         *pk = Some((value.into_owned(), pos));
                     } else {
-                        map.place_node(&mut stack, pos);
+                        map.place_node(&mut stack, pos, false);
                     }
                 }
                 Event::Alias(_) => {
-                    map.place_node(&mut stack, pos);
+                    map.place_node(&mut stack, pos, false);
                 }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     let is_map = matches!(event, Event::MappingStart(..));
-                    let path = map.place_node(&mut stack, pos);
+                    let path = map.place_node(&mut stack, pos, true);
                     stack.push(if is_map {
                         Frame::Map {
                             path,
@@ -169,7 +171,7 @@ impl SourceMap {
     }
 
     /// Records a value node at the current position of the walk and returns its path.
-    fn place_node(&mut self, stack: &mut [Frame], pos: Pos) -> KeyPath {
+    fn place_node(&mut self, stack: &mut [Frame], pos: Pos, container: bool) -> KeyPath {
         let (path, key) = match stack.last_mut() {
             None => (KeyPath::root(), None),
             Some(Frame::Seq { path, next }) => {
@@ -183,14 +185,29 @@ impl SourceMap {
                 None => (path.key("?"), None),
             },
         };
-        self.nodes.insert(path.clone(), Node { key, value: pos });
+        self.nodes.insert(
+            path.clone(),
+            Node {
+                key,
+                value: pos,
+                container,
+            },
+        );
         path
     }
 
-    /// Where the value at `path` starts, or — when the key is absent — where its nearest present
-    /// ancestor is, so a "missing" error still points somewhere useful.
+    /// Where the value at `path` is best pointed at: a scalar itself, a mapping or sequence by
+    /// its key. When the key is absent, its nearest present ancestor, so a "missing" error
+    /// still points somewhere useful.
     pub fn value_pos(&self, path: &KeyPath) -> Pos {
-        let mut p = Some(path.clone());
+        if let Some(n) = self.nodes.get(path) {
+            return if n.container {
+                n.key.unwrap_or(n.value)
+            } else {
+                n.value
+            };
+        }
+        let mut p = path.parent();
         while let Some(cur) = p {
             if let Some(n) = self.nodes.get(&cur) {
                 return n.key.unwrap_or(n.value);
@@ -239,15 +256,24 @@ mod tests {
         let map = SourceMap::build(text);
         assert_eq!(
             map.value_pos(&KeyPath::parse("name")),
-            Pos { line: 1, column: 1 }
+            Pos { line: 1, column: 7 }
         );
         assert_eq!(
             map.key_pos(&KeyPath::parse("instance.type")),
             Some(Pos { line: 3, column: 3 })
         );
         assert_eq!(
-            map.value_pos(&KeyPath::parse("instance.ingress.0.port")),
-            Pos { line: 5, column: 7 }
+            map.key_pos(&KeyPath::parse("instance.ingress.0.port")),
+            Some(Pos { line: 5, column: 7 })
+        );
+        // A scalar is pointed at by its value, a container by its key.
+        assert_eq!(
+            map.value_pos(&KeyPath::parse("instance.type")),
+            Pos { line: 3, column: 9 }
+        );
+        assert_eq!(
+            map.value_pos(&KeyPath::parse("instance.ingress")),
+            Pos { line: 4, column: 3 }
         );
         // An absent key falls back to its nearest ancestor.
         assert_eq!(

@@ -36,11 +36,29 @@ pub fn from_serde(e: &serde_saphyr::Error, map: &SourceMap) -> Diagnostic {
         Some(i) => raw[..i].to_string(),
         None => raw,
     };
-    let path = map
+    let mut path = map
         .path_at(pos)
         .or_else(|| map.path_on_line(pos))
         .unwrap_or_default();
     let (message, hint) = explain_serde_message(&message);
+    if message.starts_with("missing required key") {
+        // serde reports a missing key somewhere inside the mapping that lacks it: name the
+        // mapping, at its own key.
+        if map.key_pos(&path).is_some() {
+            path = path.parent().unwrap_or_default();
+        }
+        let pos = if path.0.is_empty() {
+            Pos { line: 1, column: 1 }
+        } else {
+            map.value_pos(&path)
+        };
+        return Diagnostic {
+            pos,
+            path,
+            message,
+            hint,
+        };
+    }
     Diagnostic {
         pos,
         path,
@@ -107,6 +125,15 @@ impl Checker<'_> {
             message: message.into(),
             hint,
         });
+    }
+
+    /// For problems with a key itself (unknown names), point at the key, not its value.
+    fn err_key(&mut self, path: &KeyPath, message: impl Into<String>, hint: Option<String>) {
+        let before = self.out.len();
+        self.err(path, message, hint);
+        if let (Some(d), Some(pos)) = (self.out.get_mut(before), self.map.key_pos(path)) {
+            d.pos = pos;
+        }
     }
 
     fn check(&mut self, path: &KeyPath, result: Result<(), String>) {
@@ -440,7 +467,7 @@ fn check_image(k: &mut Checker, c: &Config) {
         let path = p("image.blobs.sha384").key(name);
         if !BLOB_NAMES.contains(&name.as_str()) {
             let hint = did_you_mean(name, BLOB_NAMES).map(|s| format!("did you mean `{s}`?"));
-            k.err(
+            k.err_key(
                 &path,
                 format!("`{name}` is not a kernel blob ({})", BLOB_NAMES.join(", ")),
                 hint,
@@ -557,7 +584,9 @@ fn check_secrets(k: &mut Checker, c: &Config) {
     let mut envs = BTreeSet::new();
     for (param, env) in &c.secrets {
         let path = p("secrets").key(param);
-        k.check(&path, names::check_ssm_name(param));
+        if let Err(m) = names::check_ssm_name(param) {
+            k.err_key(&path, m, None);
+        }
         k.check(&path, names::check_env_name(env));
         if !envs.insert(env) {
             k.err(

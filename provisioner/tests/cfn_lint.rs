@@ -1,0 +1,105 @@
+//! Every rendered variant passes cfn-lint with zero errors and zero warnings.
+
+mod common;
+
+use common::*;
+
+fn variants() -> Vec<(&'static str, String)> {
+    let example =
+        std::fs::read_to_string(harness::repo_root().join("enclave.yaml.example")).unwrap();
+    vec![
+        ("example", example),
+        ("single", BASE.to_string()),
+        ("asg", base_with("  type: m6i.xlarge\n", "  type: m6i.2xlarge\n  count: 3\n")),
+        (
+            "signed",
+            base_with(
+                "  source: rootfs:app\n",
+                "  source: rootfs:app\n  signing:\n    certificate: c.pem\n    private_key: k.pem\n",
+            ) + "kms:\n  pcrs: [0, 1, 2, 8]\n",
+        ),
+        (
+            "key-holders",
+            BASE.to_string()
+                + "kms:\n  admins: [arn:aws:iam::123456789012:role/admin]\n  key_holders:\n"
+                + "    - {name: a, account: \"111111111111\", admin: arn:aws:iam::111111111111:role/x}\n"
+                + "    - {name: b, account: \"222222222222\", admin: arn:aws:iam::222222222222:root, profile: b}\n",
+        ),
+        (
+            "custom-network",
+            base_with(
+                "  type: m6i.xlarge\n",
+                "  type: m6i.xlarge\n  count: 2\n  network:\n    vpc_id: vpc-0123456789abcdef0\n    subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]\n",
+            ),
+        ),
+        (
+            "graviton-ssh-ami",
+            base_with(
+                "  type: m6i.xlarge\n",
+                "  type: m7g.xlarge\n  ami: ami-0123456789abcdef0\n  ssh:\n    key_name: ops\n    cidrs: [203.0.113.0/24]\n",
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn every_variant_passes_cfn_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, text) in variants() {
+        let cfg = config(&text);
+        for (suffix, artifacts) in [
+            ("unbuilt", Default::default()),
+            ("built", built(release(name, &[0, 1, 2, 8]))),
+        ] {
+            let rendered = render_config(cfg.clone(), artifacts);
+            let path = dir.path().join(format!("{name}-{suffix}.yaml"));
+            std::fs::write(&path, &rendered.template).unwrap();
+            files.push(path);
+        }
+    }
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| harness::cfn_lint(f, "warning").err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "cfn-lint findings:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn variants_render_the_resources_they_promise() {
+    let types = |text: &str| -> Vec<String> {
+        render_config(config(text), Default::default())
+            .resources
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    };
+    let single = types(BASE);
+    assert!(single.contains(&"AWS::EC2::Instance".to_string()));
+    assert!(!single.contains(&"AWS::AutoScaling::AutoScalingGroup".to_string()));
+    assert!(
+        single.contains(&"AWS::EC2::VPC".to_string()),
+        "no vpc_id: the stack creates one"
+    );
+    let asg = types(&base_with(
+        "  type: m6i.xlarge\n",
+        "  type: m6i.2xlarge\n  count: 3\n",
+    ));
+    for t in [
+        "AWS::AutoScaling::AutoScalingGroup",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "AWS::ElasticLoadBalancingV2::Listener",
+    ] {
+        assert!(asg.contains(&t.to_string()), "{t} missing");
+    }
+    assert!(!asg.contains(&"AWS::EC2::Instance".to_string()));
+    let existing = types(&variants()[5].1);
+    assert!(
+        !existing.contains(&"AWS::EC2::VPC".to_string()),
+        "existing VPC must not be created"
+    );
+}

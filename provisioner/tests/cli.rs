@@ -1,0 +1,118 @@
+//! The binary end to end: golden `plan --offline` output, exit codes, `validate`, `render`.
+
+use std::process::{Command, Output};
+
+fn np(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
+        .current_dir(harness::repo_root())
+        .env_remove("NO_COLOR")
+        .args(args)
+        .output()
+        .expect("run nitro-provision")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn plan_offline_text_matches_golden() {
+    let o = np(&["-f", "enclave.yaml.example", "plan", "--offline"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    harness::assert_golden("plan-offline.txt", &stdout(&o));
+}
+
+#[test]
+fn plan_offline_json_matches_golden_and_is_versioned() {
+    let o = np(&["-f", "enclave.yaml.example", "plan", "--offline", "--json"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["format_version"], "1.0");
+    assert_eq!(doc["mode"], "offline");
+    harness::assert_golden("plan-offline.json", &text);
+}
+
+#[test]
+fn detailed_exitcode_reports_changes() {
+    let o = np(&[
+        "-f",
+        "enclave.yaml.example",
+        "plan",
+        "--offline",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "a first apply creates resources");
+}
+
+#[test]
+fn validate_exit_codes_and_diagnostics() {
+    let ok = np(&["-f", "enclave.yaml.example", "validate"]);
+    assert_eq!(ok.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("enclave.yaml");
+    let text = std::fs::read_to_string(harness::repo_root().join("enclave.yaml.example"))
+        .unwrap()
+        .replace("  cpu_count: 2 ", "  cpu_count: 3 ")
+        .replace("name: hello-enclave", "name: Hello");
+    std::fs::write(&bad, text).unwrap();
+    let o = np(&["-f", bad.to_str().unwrap(), "validate"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:13:7: name: must start with a lowercase letter",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("enclave.cpu_count: must be even"), "{err}");
+    assert!(err.contains("3 errors in"), "{err}");
+    let missing = np(&["-f", "/nonexistent/enclave.yaml", "validate"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn render_writes_the_deployment_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = np(&[
+        "-f",
+        "enclave.yaml.example",
+        "render",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    for f in [
+        "template.yaml",
+        "user_data.sh",
+        "policies/kms-key-policy.json",
+        "policies/instance-role-policy.json",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the EIF is not built"));
+}
+
+#[test]
+fn template_override_directory_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = harness::repo_root().join("templates/enclave-supervisor.service.j2");
+    let text = std::fs::read_to_string(custom)
+        .unwrap()
+        .replace("RestartSec=2", "RestartSec=7");
+    std::fs::write(dir.path().join("enclave-supervisor.service.j2"), text).unwrap();
+    let out = dir.path().join("out");
+    let o = np(&[
+        "-f",
+        "enclave.yaml.example",
+        "--templates",
+        dir.path().to_str().unwrap(),
+        "render",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ud = std::fs::read_to_string(out.join("user_data.sh")).unwrap();
+    assert!(ud.contains("RestartSec=7"));
+}

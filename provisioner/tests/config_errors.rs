@@ -1,0 +1,106 @@
+//! Malformed configurations: each names its position, key path and the specific problem.
+
+mod common;
+
+use common::*;
+use nitro_provision::config::parse_str;
+
+/// (case, config text, expected "LINE:COLUMN: PATH: message" prefix of one diagnostic).
+fn cases() -> Vec<(&'static str, String, &'static str)> {
+    vec![
+        ("misspelled key", base_with("  cpu_count: 2", "  cpu_cont: 2"), "10:3: enclave.cpu_cont: unknown key `cpu_cont` (did you mean `cpu_count`?)"),
+        ("unknown top-level key", BASE.to_string() + "regoin: x\n", "20:1: regoin: unknown key `regoin` (did you mean `region`?)"),
+        ("missing required key", base_with("region: us-east-1\n", ""), "1:1: (document): missing required key `region`"),
+        ("wrong type", base_with("  cpu_count: 2", "  cpu_count: two"), "10:14: enclave.cpu_count: expected a whole number 0–4294967295"),
+        ("negative number", base_with("  memory_mib: 2048", "  memory_mib: -5"), "11:15: enclave.memory_mib: expected a non-negative whole number"),
+        ("duplicate key", base_with("region: us-east-1\n", "region: us-east-1\nregion: eu-west-1\n"), "3:1: region: duplicate mapping key: region"),
+        ("bad yaml", base_with("  type: m6i.xlarge", "  type: [m6i.xlarge"), "5:9: instance.type:"),
+        ("odd cpu count", base_with("  cpu_count: 2", "  cpu_count: 3"), "10:14: enclave.cpu_count: must be even on x86_64"),
+        ("cpu left to parent", base_with("  cpu_count: 2", "  cpu_count: 4"), "10:14: enclave.cpu_count: m6i.xlarge has 4 vCPUs and the parent keeps at least 2 (at most 2)"),
+        ("memory left to parent", base_with("  memory_mib: 2048", "  memory_mib: 16000"), "11:15: enclave.memory_mib: m6i.xlarge has 16384 MiB and the parent keeps at least 1024 MiB (at most 15360)"),
+        ("too little memory", base_with("  memory_mib: 2048", "  memory_mib: 32"), "11:15: enclave.memory_mib: must be at least 64, got 32"),
+        ("reserved cid", base_with("  memory_mib: 2048\n", "  memory_mib: 2048\n  cid: 3\n"), "12:8: enclave.cid: CIDs 0–3 and 4294967295 are reserved, got 3"),
+        ("burstable instance", base_with("  type: m6i.xlarge", "  type: t3.xlarge"), "5:9: instance.type: burstable (T-family) instances do not support Nitro Enclaves"),
+        ("metal instance", base_with("  type: m6i.xlarge", "  type: m6i.metal"), "5:9: instance.type: `.metal` instances do not support Nitro Enclaves"),
+        ("too small instance", base_with("  type: m6i.xlarge", "  type: c6i.large"), "5:9: instance.type: c6i.large has 2 vCPU(s); Nitro Enclaves need at least 4 on X86_64 instances"),
+        ("unknown family", base_with("  type: m6i.xlarge", "  type: c7gx.xlarge"), "5:9: instance.type: `c7gx` is not in nitro-provision's table of Nitro Enclaves families (did you mean the `c7g` family?)"),
+        ("debug in production", base_with("  memory_mib: 2048\n", "  memory_mib: 2048\n  debug: true\n") + "production: true\n", "12:10: enclave.debug: debug enclaves attest all-zero PCRs"),
+        ("bad secret parameter", BASE.to_string() + "secrets:\n  /aws/token: TOKEN\n", "21:3: secrets[\"/aws/token\"]: names beginning with `aws` or `ssm` are reserved by AWS"),
+        ("bad account", base_with("account: \"123456789012\"", "account: \"12345\""), "3:10: account: `12345` is not a 12-digit AWS account id"),
+        ("bad name", base_with("name: demo", "name: Demo_App"), "1:7: name: must start with a lowercase letter"),
+        ("bad region", base_with("region: us-east-1", "region: moon"), "2:9: region: `moon` is not an AWS region name"),
+        ("short pcr pin", base_with("      init: 000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000003", "      init: abc"), "18:13: image.blobs.sha384.init: expected 96 lowercase hex characters, got `abc`"),
+        ("uppercase pcr pin", base_with("      init: 000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000003", "      init: 00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000A"), "18:13: image.blobs.sha384.init: expected 96 lowercase hex characters"),
+        ("missing blob pin", base_with("      nsm.ko: 000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000004\n", ""), "15:5: image.blobs.sha384: missing the pinned SHA-384 of `nsm.ko`"),
+        ("unknown blob", base_with("      init:", "      initrd:"), "18:7: image.blobs.sha384.initrd: `initrd` is not a kernel blob"),
+        ("image kind", base_with("  source: rootfs:app", "  source: docker:app"), "13:11: image.source: unknown image source kind `docker` (did you mean `docker-archive:`?)"),
+        ("pcr8 without signing", BASE.to_string() + "kms:\n  pcrs: [0, 8]\n", "21:13: kms.pcrs[1]: PCR8 measures the signing certificate, but `image.signing` is not set"),
+        ("pcr set pins no image", BASE.to_string() + "kms:\n  pcrs: [1, 3]\n", "21:3: kms.pcrs: pins nothing about the enclave image"),
+        ("pending window", BASE.to_string() + "kms:\n  pending_window_days: 3\n", "21:24: kms.pending_window_days: KMS accepts 7–30 days, got 3"),
+        ("wildcard admin", BASE.to_string() + "kms:\n  admins: [\"arn:aws:iam::123456789012:role/*\"]\n", "21:12: kms.admins[0]: wildcards are not allowed"),
+        ("holder admin account", BASE.to_string() + "kms:\n  key_holders:\n    - {name: a, account: \"111111111111\", admin: arn:aws:iam::222222222222:root}\n", "22:49: kms.key_holders[0].admin: the admin principal is not in the holder's account 111111111111"),
+        ("bad cidr", base_with("      cidrs: [0.0.0.0/0]", "      cidrs: [10.0.0.1/8]"), "8:15: instance.ingress[0].cidrs[0]: `10.0.0.1/8` has host bits set"),
+        ("secret env name", BASE.to_string() + "secrets:\n  /demo/token: 1TOKEN\n", "21:16: secrets[\"/demo/token\"]: `1TOKEN` is not a valid environment variable name"),
+        ("retention", BASE.to_string() + "logging:\n  retention_days: 10\n", "21:19: logging.retention_days: CloudWatch Logs does not accept 10 days (nearest allowed: 7)"),
+        ("subnets without vpc", base_with("  type: m6i.xlarge\n", "  type: m6i.xlarge\n  network:\n    subnet_ids: [subnet-0123456789abcdef0]\n"), "7:5: instance.network.subnet_ids: `subnet_ids` needs `vpc_id`"),
+    ]
+}
+
+#[test]
+fn each_malformed_config_names_its_position_and_problem() {
+    let mut failures = Vec::new();
+    for (case, text, expected) in cases() {
+        match parse_str(&text, "test.yaml") {
+            Ok(_) => failures.push(format!("{case}: accepted")),
+            Err(e) => {
+                let text = e.to_string();
+                let want = format!("test.yaml:{expected}");
+                if !text.lines().any(|l| l.starts_with(&want)) {
+                    failures.push(format!("{case}:\n  expected: {want}\n  actual:   {text}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases().len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn all_semantic_errors_are_listed_in_source_order() {
+    let text = base_with("  cpu_count: 2", "  cpu_count: 3")
+        .replace("name: demo", "name: Demo")
+        .replace("  memory_mib: 2048", "  memory_mib: 32");
+    let err = parse_str(&text, "test.yaml").unwrap_err();
+    let lines: Vec<(usize, usize)> = err
+        .diagnostics()
+        .iter()
+        .map(|d| (d.pos.line, d.pos.column))
+        .collect();
+    assert_eq!(lines, vec![(1, 7), (10, 14), (10, 14), (11, 15)]);
+    assert!(err.to_string().ends_with("4 errors in test.yaml"), "{err}");
+}
+
+#[test]
+fn the_example_is_valid() {
+    let text = std::fs::read_to_string(harness::repo_root().join("enclave.yaml.example")).unwrap();
+    parse_str(&text, "enclave.yaml.example").unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A cheap, deterministic complement to the cargo-fuzz target: every prefix of valid and
+    // malformed inputs must produce Ok or a diagnostic.
+    for (_, text, _) in cases() {
+        for end in (0..text.len())
+            .step_by(7)
+            .filter(|i| text.is_char_boundary(*i))
+        {
+            let _ = parse_str(&text[..end], "t");
+        }
+    }
+}
