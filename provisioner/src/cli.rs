@@ -30,8 +30,30 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace); logs go to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    #[command(flatten)]
+    pub aws: GlobalAws,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How to reach AWS (credentials and region otherwise come from the usual AWS settings).
+#[derive(Debug, Clone, Args)]
+pub struct GlobalAws {
+    /// AWS profile to use.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (e.g. a local moto server); S3 then uses path style.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Milliseconds between CloudFormation polls.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 3000,
+        hide = true,
+        env = "NITRO_PROVISION_POLL_MS"
+    )]
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,14 +62,32 @@ pub enum Command {
     Validate,
     /// Write the CloudFormation template, user_data and policies to a directory.
     Render(RenderArgs),
-    /// Show what apply would do.
+    /// Build the EIF from the pinned inputs: NAME.eif, measurements.json, build-manifest.json.
+    Build(BuildArgs),
+    /// Show what apply would do (a CloudFormation change set, never executed).
     Plan(PlanArgs),
+    /// Upload the artifacts and execute the plan (a saved plan, or a fresh one after confirmation).
+    Apply(ApplyArgs),
+    /// Delete the stack, its bucket contents, and schedule the KMS key's deletion.
+    Destroy(DestroyArgs),
+    /// Stack status, outputs, instances and pinned PCRs.
+    Status,
+    /// KMS key policies: render, diff, explain, apply to key holders.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
 }
 
@@ -62,6 +102,31 @@ pub struct PlanArgs {
     /// Exit 2 when the plan has changes, 0 when none, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Save the plan for `apply FILE` (executes exactly this change set).
+    #[arg(long, value_name = "FILE", conflicts_with = "offline")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `plan --out`: applied exactly, without a prompt; refused when stale.
+    pub plan: Option<PathBuf>,
+    /// Approve without a prompt (required without a terminal).
+    #[arg(long, visible_alias = "auto-approve")]
+    pub yes: bool,
+    /// Write the stack outputs as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub outputs_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Approve without typing the stack name (required without a terminal).
+    #[arg(long, visible_alias = "auto-approve")]
+    pub yes: bool,
+    /// Lift termination protection first.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What a command asks the process to exit with.
@@ -89,11 +154,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         file: cli.file,
         templates: cli.templates,
         style,
+        aws: cli.aws,
     };
     match cli.command {
         Command::Validate => commands::validate::run(&ctx),
         Command::Render(args) => commands::render::run(&ctx, &args),
+        Command::Build(args) => commands::build::run(&ctx, &args),
         Command::Plan(args) => commands::plan::run(&ctx, &args),
+        Command::Apply(args) => commands::apply::run(&ctx, &args),
+        Command::Destroy(args) => commands::destroy::run(&ctx, &args),
+        Command::Status => commands::status::run(&ctx),
+        Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
     }
 }
 

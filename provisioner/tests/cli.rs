@@ -17,14 +17,29 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn plan_offline_text_matches_golden() {
-    let o = np(&["-f", "enclave.yaml.example", "plan", "--offline"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let o = np(&["-f", config.to_str().unwrap(), "plan", "--offline"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    harness::assert_golden("plan-offline.txt", &stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("STAND-IN kernel blobs"),
+        "stand-in PCRs must carry the warning"
+    );
+    harness::assert_golden("plan-offline.txt", &text);
 }
 
 #[test]
 fn plan_offline_json_matches_golden_and_is_versioned() {
-    let o = np(&["-f", "enclave.yaml.example", "plan", "--offline", "--json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let o = np(&[
+        "-f",
+        config.to_str().unwrap(),
+        "plan",
+        "--offline",
+        "--json",
+    ]);
     assert!(o.status.success());
     let text = stdout(&o);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -75,12 +90,14 @@ fn validate_exit_codes_and_diagnostics() {
 #[test]
 fn render_writes_the_deployment_files() {
     let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let out = dir.path().join("out");
     let o = np(&[
         "-f",
-        "enclave.yaml.example",
+        config.to_str().unwrap(),
         "render",
         "--out",
-        dir.path().to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success());
     for f in [
@@ -89,9 +106,40 @@ fn render_writes_the_deployment_files() {
         "policies/kms-key-policy.json",
         "policies/instance-role-policy.json",
     ] {
-        assert!(dir.path().join(f).is_file(), "{f} missing");
+        assert!(out.join(f).is_file(), "{f} missing");
     }
-    assert!(String::from_utf8_lossy(&o.stderr).contains("the EIF is not built"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("STAND-IN kernel blobs"));
+    // Built: the user_data pins the EIF's real digest.
+    let ud = std::fs::read_to_string(out.join("user_data.sh")).unwrap();
+    assert!(!ud.contains("UNKNOWN-not-built"));
+
+    // Without the runtime binary the EIF cannot be built: PCRs unknown, and said so.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let missing: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("runtime:") {
+                "  runtime: /nonexistent/enclave-runtime"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, missing + "\n").unwrap();
+    let o = np(&[
+        "-f",
+        config.to_str().unwrap(),
+        "render",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("enclave-runtime not found") && err.contains("the EIF is not built"),
+        "{err}"
+    );
 }
 
 #[test]

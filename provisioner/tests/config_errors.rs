@@ -35,7 +35,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("unknown blob", base_with("      init:", "      initrd:"), "18:7: image.blobs.sha384.initrd: `initrd` is not a kernel blob"),
         ("image kind", base_with("  source: rootfs:app", "  source: docker:app"), "13:11: image.source: unknown image source kind `docker` (did you mean `docker-archive:`?)"),
         ("pcr8 without signing", BASE.to_string() + "kms:\n  pcrs: [0, 8]\n", "21:13: kms.pcrs[1]: PCR8 measures the signing certificate, but `image.signing` is not set"),
-        ("pcr set pins no image", BASE.to_string() + "kms:\n  pcrs: [1, 3]\n", "21:3: kms.pcrs: pins nothing about the enclave image"),
+        ("pcr set without pcr0", BASE.to_string() + "kms:\n  pcrs: [1, 2]\n", "21:3: kms.pcrs: must include PCR0"),
         ("pending window", BASE.to_string() + "kms:\n  pending_window_days: 3\n", "21:24: kms.pending_window_days: KMS accepts 7–30 days, got 3"),
         ("wildcard admin", BASE.to_string() + "kms:\n  admins: [\"arn:aws:iam::123456789012:role/*\"]\n", "21:12: kms.admins[0]: wildcards are not allowed"),
         ("holder admin account", BASE.to_string() + "kms:\n  key_holders:\n    - {name: a, account: \"111111111111\", admin: arn:aws:iam::222222222222:root}\n", "22:49: kms.key_holders[0].admin: the admin principal is not in the holder's account 111111111111"),

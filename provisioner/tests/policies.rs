@@ -50,7 +50,7 @@ fn steady_key_policy_has_exactly_the_expected_statements() {
     let admin = statement(p, "KeyAdministration");
     assert_eq!(
         admin["Principal"],
-        json!({"AWS": ["arn:aws:iam::123456789012:root"]})
+        json!({"AWS": "arn:aws:iam::123456789012:root"})
     );
     let actions: Vec<&str> = admin["Action"]
         .as_array()
@@ -76,7 +76,7 @@ fn steady_key_policy_has_exactly_the_expected_statements() {
     let enclave = statement(p, &format!("EnclaveRelease{label}"));
     assert_eq!(
         enclave["Principal"],
-        json!({"AWS": ["arn:aws:iam::123456789012:role/demo-enclave"]})
+        json!({"AWS": "arn:aws:iam::123456789012:role/demo-enclave"})
     );
     assert_eq!(
         enclave["Action"],
@@ -87,7 +87,7 @@ fn steady_key_policy_has_exactly_the_expected_statements() {
     assert_eq!(deny["Effect"], "Deny");
     assert_eq!(
         deny["Condition"],
-        json!({"StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": [r.pcrs[&0]]}})
+        json!({"StringNotEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": r.pcrs[&0]}})
     );
 }
 
@@ -120,7 +120,14 @@ fn signed_builds_pin_pcr8_and_custom_pcr_sets_are_honoured() {
     let r = release("s", &[0, 1, 2, 8]);
     let p = render_config(config(&signed), built(r.clone())).key_policy;
     assert_eq!(
-        statement(&p, &format!("EnclaveRelease{}", &r.pcrs[&0][..16]))["Condition"],
+        statement(
+            &p,
+            &format!(
+                "EnclaveRelease{}Signer{}",
+                &r.pcrs[&0][..16],
+                &r.pcrs[&8][..8]
+            )
+        )["Condition"],
         pcr_condition(&r, &[0, 1, 2, 8])
     );
 

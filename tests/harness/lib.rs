@@ -2,6 +2,10 @@
 //! `scripts/test.sh` into `$NP_CACHE`), golden files, and the repository's fixtures.
 //! A missing tool fails the test with the command that installs it: never a silent skip.
 
+mod moto;
+
+pub use moto::Moto;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,6 +26,41 @@ pub fn cache_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| "/root".into());
     home.join(".cache/nitro-provision")
+}
+
+/// Writes `dir/enclave.yaml`: the bundled example with absolute input paths and the committed
+/// stand-in runtime/supervisor binaries (`tests/fixtures/bin`), so its PCRs and digests do not
+/// depend on how the real binaries were built.
+pub fn example_deployment(dir: &Path) -> PathBuf {
+    let root = repo_root();
+    let bin = root.join("tests/fixtures/bin");
+    let text = std::fs::read_to_string(root.join("enclave.yaml.example"))
+        .expect("enclave.yaml.example")
+        .replace(
+            "rootfs:examples/hello/rootfs",
+            &format!("rootfs:{}", root.join("examples/hello/rootfs").display()),
+        )
+        .replace(
+            "dir: examples/blobs-standin",
+            &format!("dir: {}", root.join("examples/blobs-standin").display()),
+        )
+        .replace(
+            "  source_date_epoch: 0",
+            &format!(
+                "  runtime: {}/enclave-runtime\n  source_date_epoch: 0",
+                bin.display()
+            ),
+        )
+        .replace(
+            "  port: 8443 ",
+            &format!(
+                "  binary: {}/enclave-supervisor\n  port: 8443 ",
+                bin.display()
+            ),
+        );
+    let path = dir.join("enclave.yaml");
+    std::fs::write(&path, text).expect("write enclave.yaml");
+    path
 }
 
 /// Path of an external tool: the project's cache first, then PATH.

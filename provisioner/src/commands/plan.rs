@@ -1,19 +1,42 @@
-//! `plan`: what apply would do. `--offline` needs no AWS and shows what a first apply creates.
+//! `plan`: what apply would do. `--offline` needs no AWS and shows what a first apply creates;
+//! otherwise a CloudFormation change set is created (never executed) and reported.
 
+use super::aws_args::{aws_args, prepare, runtime};
 use super::Context;
 use crate::cli::{Exit, PlanArgs};
 use crate::plan::{to_text, Plan};
-use crate::render::Artifacts;
+use crate::reconcile::online_plan;
 
 pub fn run(ctx: &Context, args: &PlanArgs) -> anyhow::Result<Exit> {
-    if !args.offline {
-        anyhow::bail!(
-            "plan against AWS (change sets) is not available in this version; run `plan --offline`"
-        );
-    }
     let loaded = ctx.load()?;
-    let rendered = ctx.render(&loaded, Artifacts::default())?;
-    let plan = Plan::offline(&rendered);
+    let plan = if args.offline {
+        offline(ctx, &loaded)?
+    } else {
+        let prepared = prepare(ctx, &loaded)?;
+        let rt = runtime()?;
+        let aws_args = aws_args(&ctx.aws);
+        let online = rt.block_on(async {
+            let aws = aws_args.connect(&loaded.config.region).await;
+            let online = online_plan::plan(&loaded, &prepared, &aws, &aws_args).await?;
+            match (&args.out, &online.saved) {
+                (Some(path), Some(saved)) => {
+                    saved
+                        .save(path)
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    eprintln!(
+                        "saved plan to {} (apply it with `nitro-provision apply {}`)",
+                        path.display(),
+                        path.display()
+                    );
+                }
+                // Not saved: nothing may be left behind.
+                (None, Some(saved)) => online_plan::discard(&aws, saved, &aws_args).await?,
+                _ => {}
+            }
+            anyhow::Ok(online)
+        })?;
+        online.plan
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -24,4 +47,11 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+fn offline(ctx: &Context, loaded: &crate::config::Loaded) -> anyhow::Result<Plan> {
+    let (rendered, warnings) = ctx.render_offline(loaded)?;
+    let mut plan = Plan::offline(&rendered);
+    plan.warnings.extend(warnings);
+    Ok(plan)
 }

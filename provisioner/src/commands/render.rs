@@ -6,11 +6,10 @@ use anyhow::Context as _;
 
 use super::Context;
 use crate::cli::{Exit, RenderArgs};
-use crate::render::Artifacts;
 
 pub fn run(ctx: &Context, args: &RenderArgs) -> anyhow::Result<Exit> {
     let loaded = ctx.load()?;
-    let rendered = ctx.render(&loaded, Artifacts::default())?;
+    let (rendered, warnings) = ctx.render_offline(&loaded)?;
     let out = &args.out;
     fs::create_dir_all(out.join("policies"))
         .with_context(|| format!("cannot create {}", out.display()))?;
@@ -25,6 +24,9 @@ pub fn run(ctx: &Context, args: &RenderArgs) -> anyhow::Result<Exit> {
         let path = out.join(name);
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    for w in warnings {
+        eprintln!("{}", ctx.style.warn(&format!("warning: {w}")));
     }
     if rendered.deployment.artifacts.eif.is_none() {
         eprintln!(

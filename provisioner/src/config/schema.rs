@@ -172,7 +172,10 @@ pub struct KeyHolder {
     pub name: String,
     pub account: String,
     pub admin: String,
+    /// AWS profile with the holder's credentials (for `policy diff/apply --holder`).
     pub profile: Option<String>,
+    /// The holder's key: ARN, key id or `alias/NAME` (for `policy diff/apply --holder`).
+    pub key: Option<String>,
 }
 
 /// Encrypted state the enclave keeps in the stack's bucket.

@@ -513,11 +513,11 @@ fn check_kms(k: &mut Checker, c: &Config) {
                 k.err(&path, "PCR4 pins one EC2 instance id, which does not exist before the stack creates it (and changes on every replacement)", Some("pin PCR3 (the instance role) instead".into()));
             }
         }
-        if ![0, 2, 8].iter().any(|x| seen.contains(x)) {
+        if !seen.contains(&0) {
             k.err(
                 &p("kms.pcrs"),
-                "pins nothing about the enclave image: any image could decrypt",
-                Some("include PCR0 (whole image), PCR2 (application) or PCR8 (signer)".into()),
+                "must include PCR0: it measures the whole image, and each release's statement and the Deny are keyed on it",
+                Some("e.g. [0, 1, 2]".into()),
             );
         }
     }

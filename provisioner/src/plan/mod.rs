@@ -28,6 +28,40 @@ pub struct Plan {
     pub resource_split: ResourceSplit,
     pub artifacts: Vec<ArtifactUpload>,
     pub warnings: Vec<String>,
+    /// Online plans: the change set that `apply` executes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_set: Option<ChangeSetInfo>,
+    /// Online plans: pinned PCR values, deployed → planned (only those that change).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pcr_changes: Vec<PcrChange>,
+    /// Online plans: how the planned key policy differs from the deployed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_policy_change: Option<KeyPolicyChange>,
+}
+
+/// The reviewers' artifact: the semantic diff of the key policy (broadening vs narrowing).
+#[derive(Debug, Serialize)]
+pub struct KeyPolicyChange {
+    pub deployed: Value,
+    /// `kms_policy::PolicyDiff` as JSON; `null` when the deployed policy could not be read.
+    pub diff: Value,
+    /// The diff as reviewers read it (or why it could not be computed).
+    #[serde(skip)]
+    pub text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChangeSetInfo {
+    pub arn: String,
+    /// `bootstrap`: a new stack; apply creates the bucket, uploads, then the rest.
+    pub phase: String,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PcrChange {
+    pub index: u8,
+    pub deployed: Option<String>,
+    pub planned: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +118,9 @@ pub struct ArtifactUpload {
     /// S3 key (content-addressed); `null` until built.
     pub key: Option<String>,
     pub digest: Option<String>,
+    /// Online plans: whether the object is already in the bucket (then it is not uploaded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
 }
 
 /// Resource types whose changes widen or narrow who can do what.
@@ -163,6 +200,7 @@ impl Plan {
                         .eif
                         .as_ref()
                         .map(|e| format!("sha384:{}", e.sha384)),
+                    present: None,
                 },
                 ArtifactUpload {
                     name: "enclave-supervisor",
@@ -172,9 +210,13 @@ impl Plan {
                         .supervisor_sha256
                         .as_ref()
                         .map(|d| format!("sha256:{d}")),
+                    present: None,
                 },
             ],
             warnings,
+            change_set: None,
+            pcr_changes: Vec::new(),
+            key_policy_change: None,
         }
     }
 

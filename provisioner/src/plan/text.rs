@@ -27,6 +27,22 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "{}", style.warn(&format!("warning: {w}")));
     }
+    if plan.mode == "online" && plan.change_set.is_none() {
+        let _ = writeln!(
+            out,
+            "\nNo changes. Stack {} matches the configuration.",
+            d.stack_name
+        );
+        return out;
+    }
+    if let Some(cs) = &plan.change_set {
+        let phase = if cs.phase == "bootstrap" {
+            " (new stack: apply creates the bucket, uploads the artifacts, then the rest)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "\nChange set {}{phase}", cs.arn);
+    }
     let _ = writeln!(out, "\nStack {}:", d.stack_name);
     let mut by_type: BTreeMap<&str, Vec<&super::ResourceChange>> = BTreeMap::new();
     for r in &plan.resource_changes {
@@ -49,9 +65,48 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
             let _ = writeln!(out, "    {symbol} {}{note}", r.logical_id);
         }
     }
-    let _ = writeln!(out, "\nKMS key policy (EnclaveKey):");
-    for line in pretty(&plan.key_policy).lines() {
-        let _ = writeln!(out, "  {line}");
+    match &plan.key_policy_change {
+        Some(change) => {
+            let _ = writeln!(
+                out,
+                "\n{} (deployed -> planned):",
+                style.warn("KMS key policy changes")
+            );
+            for line in change.text.lines() {
+                let painted = match line.trim_start().chars().next() {
+                    Some('+') => style.add(line),
+                    Some('-') => style.remove(line),
+                    _ => line.to_string(),
+                };
+                let _ = writeln!(out, "  {painted}");
+            }
+        }
+        None if plan.mode == "online" => {
+            let _ = writeln!(out, "\nKMS key policy: unchanged");
+        }
+        None => {
+            let _ = writeln!(out, "\nKMS key policy (EnclaveKey):");
+            for line in pretty(&plan.key_policy).lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+    if !plan.pcr_changes.is_empty() {
+        let _ = writeln!(out, "\n{}:", style.warn("PCR changes (a rotation)"));
+        for c in &plan.pcr_changes {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            let _ = writeln!(
+                out,
+                "  PCR{:<2} {}",
+                c.index,
+                style.remove(&format!("- {}", show(&c.deployed)))
+            );
+            let _ = writeln!(
+                out,
+                "        {}",
+                style.add(&format!("+ {}", show(&c.planned)))
+            );
+        }
     }
     let _ = writeln!(out, "\nPinned PCRs:");
     for p in &plan.pinned_pcrs {
@@ -80,9 +135,14 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
     let _ = writeln!(out, "\nArtifacts to upload:");
     for a in &plan.artifacts {
         let unknown = style.dim("(known after build)");
+        let state = match a.present {
+            Some(true) => "  (already in the bucket)",
+            Some(false) => "  (will be uploaded)",
+            None => "",
+        };
         let _ = writeln!(
             out,
-            "  {:<19} {}  {}",
+            "  {:<19} {}  {}{state}",
             a.name,
             a.key.as_deref().unwrap_or(&unknown),
             a.digest.as_deref().unwrap_or("")

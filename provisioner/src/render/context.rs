@@ -131,35 +131,47 @@ impl Deployment {
             .join(";")
     }
 
-    pub fn key_policy_context(&self) -> Value {
+    /// The key policy's inputs: admins keep PutKeyPolicy, the instance role may decrypt only as
+    /// one of the releases, writers may seal secrets.
+    pub fn policy_context(&self) -> Result<kms_policy::PolicyContext, super::RenderError> {
         let c = &self.config;
-        let releases: Vec<Value> = self
+        let pinned: Vec<kms_policy::PcrIndex> = self
+            .pinned_pcr_indices
+            .iter()
+            .filter_map(|i| kms_policy::PcrIndex::new(u32::from(*i)).ok())
+            .collect();
+        let releases = self
             .releases
             .iter()
             .map(|r| {
-                let pcr0 = r.pcrs.get(&0).cloned().unwrap_or_default();
-                let pcrs: Vec<Value> = r
-                    .pcrs
+                let mut pcrs = r.pcrs.clone();
+                // PCR3 measures the parent's IAM role: known from the role ARN alone.
+                pcrs.entry(3)
+                    .or_insert_with(|| kms_policy::pcr3_for_role_arn(&self.role_arn).to_hex());
+                let set = pcrs
                     .iter()
-                    .filter(|(i, _)| self.pinned_pcr_indices.contains(i))
-                    .map(|(i, v)| json!({"index": i, "value": v}))
-                    .collect();
-                json!({"label": pcr0.chars().take(16).collect::<String>(), "pcr0": pcr0, "pcrs": pcrs})
+                    .map(|(i, v)| {
+                        let index = kms_policy::PcrIndex::new(u32::from(*i))?;
+                        Ok((index, v.parse::<kms_policy::PcrValue>()?))
+                    })
+                    .collect::<Result<kms_policy::PcrSet, kms_policy::PcrError>>()
+                    .map_err(kms_policy::RenderError::from)?;
+                Ok(kms_policy::Release::new(set)?.pinned(&pinned)?)
             })
-            .collect();
+            .collect::<Result<Vec<_>, kms_policy::RenderError>>()?;
         let writers = if c.kms.writers.is_empty() {
             self.admins()
         } else {
             c.kms.writers.clone()
         };
-        json!({
-            "policy_id": format!("nitro-provision-{}", c.name),
-            "admins": self.admins(),
-            "enclave_principals": [self.role_arn],
-            "releases": releases,
-            "writers": writers,
-            "migration_principals": [],
-            "deny_unattested": c.kms.deny_unattested,
+        Ok(kms_policy::PolicyContext {
+            policy_id: format!("nitro-provision-{}", c.name),
+            admins: self.admins(),
+            enclave_principals: vec![self.role_arn.clone()],
+            releases,
+            writers,
+            migration_principals: Vec::new(),
+            deny_unattested: c.kms.deny_unattested,
         })
     }
 
@@ -288,10 +300,6 @@ impl Deployment {
             json!({"Key": "nitro-provision:deployment", "Value": c.name}),
         ];
         tags.extend(c.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})));
-        let tag_map: BTreeMap<&str, &str> = tags
-            .iter()
-            .filter_map(|t| Some((t["Key"].as_str()?, t["Value"].as_str()?)))
-            .collect();
         let net = &c.instance.network;
         let create = net.vpc_id.is_none();
         let (subnets, subnet_refs, vpc_ref): (Vec<Value>, Vec<Value>, Value) = if create {
@@ -349,7 +357,6 @@ impl Deployment {
             "version": env!("CARGO_PKG_VERSION"),
             "partition": self.partition,
             "tags": tags,
-            "tag_map": tag_map,
             "network": {
                 "create": create,
                 "vpc_cidr": net.vpc_cidr,

@@ -3,6 +3,7 @@
 //! Rendering is pure: same inputs, same bytes — plans and saved-plan hashes depend on it.
 
 mod context;
+mod holder;
 mod templates;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use companion_config::SupervisorConfig;
 use serde::Serialize;
 
 pub use context::{Deployment, ARTIFACT_PREFIX};
+pub use holder::key_policy;
 pub use templates::{Templates, EMBEDDED};
 
 /// EC2 rejects larger user data (before base64).
@@ -36,6 +38,8 @@ pub enum RenderError {
     },
     #[error("user_data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT}")]
     UserDataTooLarge { size: usize },
+    #[error("KMS key policy refused: {0}")]
+    KeyPolicy(#[from] kms_policy::RenderError),
 }
 
 /// One enclave build whose measurements a key policy admits.
@@ -62,7 +66,11 @@ pub struct EifArtifact {
 /// Everything rendering produces.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// The stack template.
     pub template: String,
+    /// The first phase of a new stack: the bucket only, so that artifacts are uploaded before
+    /// any instance can boot.
+    pub bootstrap_template: String,
     pub user_data: String,
     pub key_policy: serde_json::Value,
     pub role_policy: serde_json::Value,
@@ -93,11 +101,9 @@ pub fn pretty(v: &serde_json::Value) -> String {
 
 /// Renders everything for `dep`.
 pub fn render(templates: &Templates, dep: &Deployment) -> Result<Rendered, RenderError> {
-    let key_policy = render_json(
-        templates,
-        "kms-key-policy.json.j2",
-        &dep.key_policy_context(),
-    )?;
+    let key_policy = key_policy(templates, dep, None, dep.releases.clone())?
+        .policy
+        .to_json_value();
     let role_policy = render_json(
         templates,
         "instance-role-policy.json.j2",
@@ -116,11 +122,16 @@ pub fn render(templates: &Templates, dep: &Deployment) -> Result<Rendered, Rende
     }
     let key_policy_json = serde_json::to_string(&key_policy).unwrap_or_default();
     let role_policy_json = serde_json::to_string(&role_policy).unwrap_or_default();
-    let ctx = dep.stack_context(&key_policy_json, &role_policy_json, &user_data);
+    let mut ctx = dep.stack_context(&key_policy_json, &role_policy_json, &user_data);
+    ctx["full"] = true.into();
     let template = templates.render("cloudformation.yaml.j2", &ctx)?;
+    ctx["full"] = false.into();
+    let bootstrap_template = templates.render("cloudformation.yaml.j2", &ctx)?;
     let resources = resource_list(&template)?;
+    resource_list(&bootstrap_template)?;
     Ok(Rendered {
         template,
+        bootstrap_template,
         user_data,
         key_policy,
         role_policy,

@@ -34,12 +34,15 @@ pub const EMBEDDED: [(&str, &str); 5] = [
 /// A loaded template set.
 pub struct Templates {
     env: Environment<'static>,
+    /// Sources by name, for renderers that bring their own environment (the key policy).
+    sources: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Templates {
     /// The embedded templates, each replaced by `override_dir/NAME` when that file exists.
     pub fn load(override_dir: Option<&Path>) -> Result<Self, RenderError> {
         let mut env = Environment::new();
+        let mut sources = std::collections::BTreeMap::new();
         // Strict: a misspelled variable is an error, never an empty string in a policy.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // No auto-escaping: every template inserts values with `tojson` on purpose.
@@ -51,6 +54,7 @@ impl Templates {
                     .map_err(|source| RenderError::ReadTemplate { path, source })?,
                 None => embedded.to_string(),
             };
+            sources.insert(name, source.clone());
             env.add_template_owned(name, source)
                 .map_err(|e| RenderError::Template {
                     name: name.to_string(),
@@ -65,7 +69,18 @@ impl Templates {
                 });
             }
         }
-        Ok(Templates { env })
+        Ok(Templates { env, sources })
+    }
+
+    /// The source text of template `name` (for renderers that bring their own environment).
+    pub fn source(&self, name: &str) -> Result<&str, RenderError> {
+        self.sources
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| RenderError::Template {
+                name: name.to_string(),
+                message: "no such template".into(),
+            })
     }
 
     /// Renders template `name` with `ctx`.

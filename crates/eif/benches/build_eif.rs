@@ -1,0 +1,151 @@
+//! Benchmark driver for `benches/run.sh` (not a timed test): `gen DIR MIB FILES` writes a
+//! synthetic OCI image and stand-in kernel blobs; `build DIR OUT` builds an EIF from them and
+//! prints the wall time. Peak RSS is measured from outside with `/usr/bin/time -v`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+const LAYERS: usize = 4;
+
+/// Incompressible-ish bytes, cheap to make.
+fn fill(buf: &mut [u8], seed: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let b = seed.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+}
+
+fn blob(dir: &Path, data: &[u8]) -> String {
+    let d = hex::encode(Sha256::digest(data));
+    std::fs::write(dir.join("blobs/sha256").join(&d), data).unwrap();
+    format!("sha256:{d}")
+}
+
+fn gen(dir: &Path, mib: u64, files: usize) {
+    std::fs::create_dir_all(dir.join("image/blobs/sha256")).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let total = mib << 20;
+    let per_file = (total / files as u64) as usize;
+    let mut layer_digests = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut buf = vec![0u8; per_file * 2];
+    for l in 0..LAYERS {
+        let path = dir.join(format!("layer{l}.tar"));
+        let mut b = tar::Builder::new(std::io::BufWriter::new(
+            std::fs::File::create(&path).unwrap(),
+        ));
+        for i in (l..files).step_by(LAYERS) {
+            // Sizes vary from 0 to 2× the mean; 100 files per directory.
+            let size = (i * 7919) % (2 * per_file);
+            fill(&mut buf[..size], &mut seed);
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000 + i as u64);
+            h.set_size(size as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(
+                &mut h,
+                format!("data/d{:04}/f{i:06}", i / 100),
+                &buf[..size],
+            )
+            .unwrap();
+        }
+        b.into_inner().unwrap().flush().unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        diff_ids.push(format!("sha256:{}", hex::encode(Sha256::digest(&raw))));
+        layer_digests.push((blob(&dir.join("image"), &raw), raw.len()));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/true"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_digest = blob(&dir.join("image"), &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layer_digests.iter().map(|(d, n)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let manifest_digest = blob(&dir.join("image"), &manifest);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len()}]});
+    std::fs::write(
+        dir.join("image/index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("image/oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    for (name, size) in [("bzImage", 8 << 20), ("init", 742_968), ("nsm.ko", 20_504)] {
+        let mut b = vec![0u8; size];
+        fill(&mut b, &mut seed);
+        std::fs::write(dir.join(name), b).unwrap();
+    }
+}
+
+fn build(dir: &Path, out: &Path) {
+    let spec = nitro_eif::BuildSpec {
+        name: "bench".into(),
+        version: "1".into(),
+        arch: nitro_eif::format::Arch::X86_64,
+        kernel: dir.join("bzImage"),
+        cmdline: "console=ttyS0".into(),
+        init: dir.join("init"),
+        nsm_ko: dir.join("nsm.ko"),
+        image: nitro_eif::ImageSpec {
+            source: nitro_eif::image::ImageSource::OciLayout(dir.join("image")),
+            platform: None,
+            digest: None,
+            extra_files: vec![],
+            command: Default::default(),
+            source_date_epoch: 0,
+            max_unpacked: nitro_eif::DEFAULT_MAX_UNPACKED,
+        },
+        signing: None,
+    };
+    let start = Instant::now();
+    let o = nitro_eif::build_eif(&spec, out, &StageTimes(start)).unwrap();
+    println!(
+        "build_seconds {:.3} eif_bytes {} entries {} pcr0 {}",
+        start.elapsed().as_secs_f64(),
+        o.eif_size,
+        o.ramdisk_entries,
+        o.measurements.pcr0
+    );
+}
+
+/// Prints when each build stage starts.
+struct StageTimes(Instant);
+
+impl nitro_eif::Progress for StageTimes {
+    fn stage(&self, name: &str, _: Option<u64>) {
+        eprintln!("{:7.3} s  {name}", self.0.elapsed().as_secs_f64());
+    }
+    fn advance(&self, _: u64) {}
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("gen") if args.len() == 5 => gen(
+            Path::new(&args[2]),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+        ),
+        Some("build") if args.len() == 4 => build(Path::new(&args[2]), &PathBuf::from(&args[3])),
+        _ => eprintln!("usage: build_eif gen DIR MIB FILES | build DIR OUT"),
+    }
+}

@@ -1,0 +1,634 @@
+//! Image sources: resolving index → manifest → config → layers in an OCI layout, an oci-archive,
+//! a docker-archive, or walking a rootfs directory; then building the flattened [`Tree`].
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::config::ImageConfig;
+use super::layer::{index_layer, DataHome};
+use super::path::normalize;
+use super::tree::{Change, DataRef, Node, NodeKind, Tree};
+use super::ImageError;
+
+/// JSON documents (index, manifest, config) larger than this are refused.
+const MAX_JSON: u64 = 16 << 20;
+/// Image indexes may nest; deeper nesting than this is refused.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Where the user's image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// `docker save` output.
+    DockerArchive(PathBuf),
+    /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`).
+    OciLayout(PathBuf),
+    /// An OCI image layout packed in a tar (`skopeo copy … oci-archive:`).
+    OciArchive(PathBuf),
+    /// A plain directory used as the root filesystem; owners are normalized to 0:0.
+    RootfsDir(PathBuf),
+    /// Bare layer tarballs (gzip, zstd or plain), applied in order; there is no image config,
+    /// so the command comes from the overrides.
+    LayerTars(Vec<PathBuf>),
+}
+
+/// Platform to pick from an image index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// `linux/amd64` or `linux/arm64`, matching an EIF architecture.
+    pub fn linux(architecture: &str) -> Self {
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An input whose bytes the second pass copies into the ramdisk.
+#[derive(Debug)]
+enum Input {
+    /// A layer blob (whole file or a region of an archive), kept open while copying.
+    Blob(PathBuf),
+    /// A decompressed layer (a deleted temporary file).
+    Spool(File),
+    /// A single file (rootfs-dir entry, injected file), opened when copied.
+    Loose(PathBuf),
+}
+
+/// A flattened image, ready to be written as a ramdisk.
+#[derive(Debug)]
+pub struct OpenedImage {
+    pub config: ImageConfig,
+    pub tree: Tree,
+    /// The digest the image was identified by: the manifest's (OCI) or the config's (docker).
+    pub digest: Option<String>,
+    inputs: Vec<Input>,
+    open_blobs: HashMap<u32, File>,
+}
+
+impl OpenedImage {
+    fn empty() -> Self {
+        OpenedImage {
+            config: ImageConfig::default(),
+            tree: Tree::new(),
+            digest: None,
+            inputs: Vec::new(),
+            open_blobs: HashMap::new(),
+        }
+    }
+
+    fn add_input(&mut self, input: Input) -> u32 {
+        self.inputs.push(input);
+        (self.inputs.len() - 1) as u32
+    }
+
+    /// Adds (or replaces) a regular file at `dest` (relative to the image root) with the
+    /// contents of `source`, owned by 0:0 with permission bits `mode`.
+    pub fn inject_file(&mut self, dest: &str, source: &Path, mode: u32) -> Result<(), ImageError> {
+        let path = normalize(dest.as_bytes())
+            .map_err(|reason| ImageError::BadEntry {
+                layer: 0,
+                path: dest.into(),
+                reason: reason.into(),
+            })?
+            .ok_or_else(|| ImageError::Missing(dest.into()))?;
+        let size = std::fs::metadata(source)
+            .map_err(ImageError::io(source.display().to_string()))?
+            .len();
+        let id = self.add_input(Input::Loose(source.to_path_buf()));
+        self.tree.put(
+            path,
+            Node {
+                kind: NodeKind::File(DataRef {
+                    source: id,
+                    offset: 0,
+                    size,
+                }),
+                mode: mode & 0o7777,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Copies a file's bytes into `out`; fails if the input no longer holds them.
+    pub(crate) fn copy_data(
+        &mut self,
+        data: DataRef,
+        out: &mut dyn Write,
+    ) -> Result<(), ImageError> {
+        let input = self
+            .inputs
+            .get(data.source as usize)
+            .ok_or_else(|| ImageError::Missing(format!("input #{}", data.source)))?;
+        let (file, name): (&File, String) = match input {
+            Input::Spool(f) => (f, "a spooled layer".into()),
+            Input::Blob(p) => {
+                let f = match self.open_blobs.entry(data.source) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(v) => {
+                        v.insert(File::open(p).map_err(ImageError::io(p.display().to_string()))?)
+                    }
+                };
+                (&*f, p.display().to_string())
+            }
+            Input::Loose(p) => {
+                let mut f = File::open(p).map_err(ImageError::io(p.display().to_string()))?;
+                let copied = io::copy(&mut (&mut f).take(data.size), out)
+                    .map_err(ImageError::io(p.display().to_string()))?;
+                let longer = f
+                    .read(&mut [0u8; 1])
+                    .map_err(ImageError::io(p.display().to_string()))?
+                    != 0;
+                if copied != data.size || longer {
+                    return Err(ImageError::Changed {
+                        path: p.display().to_string(),
+                        reason: "its size changed",
+                    });
+                }
+                return Ok(());
+            }
+        };
+        let mut buf = vec![0u8; (1 << 20).min(data.size as usize).max(1)];
+        let mut done = 0u64;
+        while done < data.size {
+            let want = buf.len().min((data.size - done) as usize);
+            let n = file
+                .read_at(&mut buf[..want], data.offset + done)
+                .map_err(ImageError::io(name.clone()))?;
+            if n == 0 {
+                return Err(ImageError::Changed {
+                    path: name,
+                    reason: "it is shorter than indexed",
+                });
+            }
+            out.write_all(&buf[..n])
+                .map_err(ImageError::io("writing the ramdisk"))?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Opens and flattens an image. `platform` picks a manifest from an index; `pinned` (e.g.
+/// `sha256:…`) must be the digest of the index, manifest or config that was used (docker-archive:
+/// the config digest, i.e. the image ID). Compressed layers are spooled into `spool_dir`.
+pub fn open_image(
+    source: &ImageSource,
+    platform: &Platform,
+    pinned: Option<&str>,
+    spool_dir: &Path,
+    max_unpacked: u64,
+) -> Result<OpenedImage, ImageError> {
+    let store = match source {
+        ImageSource::RootfsDir(dir) => return open_rootfs_dir(dir),
+        ImageSource::OciLayout(dir) => Store::Dir(dir.clone()),
+        ImageSource::DockerArchive(p) | ImageSource::OciArchive(p) => Store::archive(p)?,
+        ImageSource::LayerTars(_) => Store::Files,
+    };
+    let resolved = match source {
+        ImageSource::DockerArchive(_) => resolve_docker(&store)?,
+        ImageSource::LayerTars(paths) => Resolved {
+            config: ImageConfig::default(),
+            layers: paths
+                .iter()
+                .map(|p| LayerRef {
+                    name: p.display().to_string(),
+                    digest: None,
+                })
+                .collect(),
+            identities: Vec::new(),
+            digest: None,
+        },
+        _ => resolve_oci(&store, platform)?,
+    };
+    if let Some(pinned) = pinned {
+        if !resolved.identities.iter().any(|d| d == pinned) {
+            return Err(ImageError::PinnedDigestNotFound(pinned.into()));
+        }
+    }
+    let mut image = OpenedImage::empty();
+    image.digest = resolved.digest.clone();
+    // Docker archives list no blob digests: their layers are checked against the config's
+    // diff_ids (the uncompressed digests) instead.
+    let diff_ids = resolved
+        .config
+        .rootfs
+        .as_ref()
+        .map(|r| r.diff_ids.clone())
+        .filter(|d| {
+            d.len() == resolved.layers.len() && resolved.layers.iter().all(|l| l.digest.is_none())
+        });
+    let mut budget = max_unpacked;
+    let make_spool = || tempfile::tempfile_in(spool_dir);
+    for (i, layer) in resolved.layers.iter().enumerate() {
+        let (path, base, len) = store.region(&layer.name)?;
+        let blob_source = image.add_input(Input::Blob(path.clone()));
+        let mut f = File::open(&path).map_err(ImageError::io(path.display().to_string()))?;
+        f.seek(SeekFrom::Start(base))
+            .map_err(ImageError::io(path.display().to_string()))?;
+        let mut hashing = HashingReader {
+            inner: f.take(len),
+            hasher: layer.digest.as_ref().map(|_| Sha256::new()),
+        };
+        let home = DataHome {
+            source: blob_source,
+            base,
+            spool_source: blob_source + 1,
+            make_spool: &make_spool,
+        };
+        let indexed = index_layer(i, &mut hashing, &home, budget, diff_ids.is_some())?;
+        io::copy(&mut hashing, &mut io::sink())
+            .map_err(|source| ImageError::CorruptLayer { layer: i, source })?;
+        if let (Some(expected), Some(hasher)) = (&layer.digest, hashing.hasher) {
+            check_digest(&format!("layer {i} ({})", layer.name), expected, hasher)?;
+        }
+        if let (Some(ids), Some(actual)) = (&diff_ids, indexed.diff_id) {
+            if ids[i] != actual {
+                return Err(ImageError::DigestMismatch {
+                    what: format!("layer {i} uncompressed (config diff_id)"),
+                    expected: ids[i].clone(),
+                    actual,
+                });
+            }
+        }
+        budget -= indexed.unpacked.min(budget);
+        if let Some(spool) = indexed.spool {
+            image.add_input(Input::Spool(spool));
+        }
+        image.tree.apply_layer(i, indexed.changes)?;
+    }
+    image.config = resolved.config;
+    Ok(image)
+}
+
+/// Hashes a blob as it is read, when it has a digest to check.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Option<Sha256>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+fn check_digest(what: &str, expected: &str, hasher: Sha256) -> Result<(), ImageError> {
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if actual != expected {
+        return Err(ImageError::DigestMismatch {
+            what: what.into(),
+            expected: expected.into(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Blob storage: a directory, a tar archive indexed by member name, or plain file paths.
+enum Store {
+    Dir(PathBuf),
+    Files,
+    Archive {
+        path: PathBuf,
+        members: HashMap<Vec<u8>, (u64, u64)>,
+    },
+}
+
+impl Store {
+    fn archive(path: &Path) -> Result<Self, ImageError> {
+        let ctx = || path.display().to_string();
+        let f = File::open(path).map_err(ImageError::io(ctx()))?;
+        let mut archive = tar::Archive::new(f);
+        let mut members = HashMap::new();
+        let corrupt = |e: io::Error| ImageError::Io {
+            context: format!("{}: corrupt or truncated archive", ctx()),
+            source: e,
+        };
+        for entry in archive.entries_with_seek().map_err(corrupt)? {
+            let entry = entry.map_err(corrupt)?;
+            if entry.header().entry_type().is_file() {
+                if let Ok(Some(name)) = normalize(&entry.path_bytes()) {
+                    members.insert(name, (entry.raw_file_position(), entry.size()));
+                }
+            }
+        }
+        Ok(Store::Archive {
+            path: path.to_path_buf(),
+            members,
+        })
+    }
+
+    /// `(file, offset, length)` of a member.
+    fn region(&self, name: &str) -> Result<(PathBuf, u64, u64), ImageError> {
+        if let Store::Files = self {
+            let meta = std::fs::metadata(name).map_err(ImageError::io(name.to_string()))?;
+            return Ok((PathBuf::from(name), 0, meta.len()));
+        }
+        let rel = normalize(name.as_bytes())
+            .ok()
+            .flatten()
+            .ok_or_else(|| ImageError::Missing(name.into()))?;
+        match self {
+            Store::Files => Err(ImageError::Missing(name.into())),
+            Store::Dir(dir) => {
+                let p = dir.join(std::ffi::OsStr::from_bytes(&rel));
+                let meta = std::fs::metadata(&p).map_err(|_| ImageError::Missing(name.into()))?;
+                Ok((p, 0, meta.len()))
+            }
+            Store::Archive { path, members } => {
+                let (off, len) = members
+                    .get(&rel)
+                    .ok_or_else(|| ImageError::Missing(name.into()))?;
+                let file_len = std::fs::metadata(path)
+                    .map_err(ImageError::io(path.display().to_string()))?
+                    .len();
+                if off.checked_add(*len).is_none_or(|end| end > file_len) {
+                    return Err(ImageError::Io {
+                        context: format!("{}: member {name}", path.display()),
+                        source: io::Error::new(io::ErrorKind::UnexpectedEof, "truncated archive"),
+                    });
+                }
+                Ok((path.clone(), *off, *len))
+            }
+        }
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+        digest: Option<&str>,
+    ) -> Result<T, ImageError> {
+        let (path, off, len) = self.region(name)?;
+        if len > MAX_JSON {
+            return Err(ImageError::TooLarge(MAX_JSON));
+        }
+        let mut buf = vec![0u8; len as usize];
+        let f = File::open(&path).map_err(ImageError::io(path.display().to_string()))?;
+        f.read_exact_at(&mut buf, off)
+            .map_err(ImageError::io(name.to_string()))?;
+        if let Some(d) = digest {
+            check_digest(name, d, Sha256::new_with_prefix(&buf))?;
+        }
+        serde_json::from_slice(&buf).map_err(|source| ImageError::Json {
+            what: name.into(),
+            source,
+        })
+    }
+}
+
+/// Blob path of a content-addressed digest; only `sha256:<64 hex>` is accepted.
+fn blob_name(digest: &str) -> Result<String, ImageError> {
+    match digest.strip_prefix("sha256:") {
+        Some(h)
+            if h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(format!("blobs/sha256/{h}"))
+        }
+        _ => Err(ImageError::UnsupportedDigest(digest.into())),
+    }
+}
+
+struct LayerRef {
+    name: String,
+    /// Digest of the blob as stored (OCI descriptors); docker archives only have diff_ids.
+    digest: Option<String>,
+}
+
+struct Resolved {
+    config: ImageConfig,
+    layers: Vec<LayerRef>,
+    /// Digests of the documents on the path to the config (index…, manifest, config): a pinned
+    /// digest may be any of them.
+    identities: Vec<String>,
+    /// The digest reported as the image's: the manifest's (OCI) or the config's (docker).
+    digest: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    platform: Option<DescPlatform>,
+}
+
+#[derive(Deserialize)]
+struct DescPlatform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IndexOrManifest {
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+fn resolve_oci(store: &Store, platform: &Platform) -> Result<Resolved, ImageError> {
+    let mut doc: IndexOrManifest = store.read_json("index.json", None)?;
+    let mut identities = Vec::new();
+    for _ in 0..=MAX_INDEX_DEPTH {
+        if let Some(manifests) = doc.manifests.take() {
+            let chosen = choose_manifest(&manifests, platform)?;
+            identities.push(chosen.digest.clone());
+            doc = store.read_json(&blob_name(&chosen.digest)?, Some(&chosen.digest))?;
+            continue;
+        }
+        let config_desc = doc
+            .config
+            .ok_or_else(|| ImageError::Missing("the manifest's config".into()))?;
+        let config: ImageConfig =
+            store.read_json(&blob_name(&config_desc.digest)?, Some(&config_desc.digest))?;
+        let layers = doc
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerRef {
+                    name: blob_name(&l.digest)?,
+                    digest: Some(l.digest.clone()),
+                })
+            })
+            .collect::<Result<_, ImageError>>()?;
+        let digest = identities.last().cloned();
+        identities.push(config_desc.digest);
+        return Ok(Resolved {
+            config,
+            layers,
+            identities,
+            digest,
+        });
+    }
+    Err(ImageError::IndexTooDeep(MAX_INDEX_DEPTH))
+}
+
+fn choose_manifest<'a>(
+    manifests: &'a [Descriptor],
+    want: &Platform,
+) -> Result<&'a Descriptor, ImageError> {
+    if let [only] = manifests {
+        if only.platform.is_none() {
+            return Ok(only);
+        }
+    }
+    manifests
+        .iter()
+        .find(|d| {
+            d.platform.as_ref().is_some_and(|p| {
+                p.os == want.os
+                    && p.architecture == want.architecture
+                    && (want.variant.is_none() || p.variant == want.variant)
+            })
+        })
+        .ok_or_else(|| ImageError::NoMatchingPlatform {
+            wanted: want.to_string(),
+            available: manifests
+                .iter()
+                .map(|d| match &d.platform {
+                    Some(p) => format!("{}/{}", p.os, p.architecture),
+                    None => "(no platform)".into(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+#[derive(Deserialize)]
+struct DockerManifest {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+fn resolve_docker(store: &Store) -> Result<Resolved, ImageError> {
+    let manifests: Vec<DockerManifest> = store.read_json("manifest.json", None)?;
+    let [m] = manifests.as_slice() else {
+        return Err(ImageError::AmbiguousArchive(manifests.len()));
+    };
+    let (path, off, len) = store.region(&m.config)?;
+    if len > MAX_JSON {
+        return Err(ImageError::TooLarge(MAX_JSON));
+    }
+    let mut buf = vec![0u8; len as usize];
+    File::open(&path)
+        .and_then(|f| f.read_exact_at(&mut buf, off))
+        .map_err(ImageError::io(m.config.clone()))?;
+    let config: ImageConfig = serde_json::from_slice(&buf).map_err(|source| ImageError::Json {
+        what: m.config.clone(),
+        source,
+    })?;
+    let id = format!("sha256:{}", hex::encode(Sha256::digest(&buf)));
+    Ok(Resolved {
+        config,
+        layers: m
+            .layers
+            .iter()
+            .map(|l| LayerRef {
+                name: l.clone(),
+                digest: None,
+            })
+            .collect(),
+        identities: vec![id.clone()],
+        digest: Some(id),
+    })
+}
+
+/// A directory used as the image root: every entry is indexed (symlinks not followed), owners
+/// are normalized to 0:0, sockets are skipped (they cannot exist in an initramfs).
+fn open_rootfs_dir(root: &Path) -> Result<OpenedImage, ImageError> {
+    let mut image = OpenedImage::empty();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let entries = std::fs::read_dir(&dir).map_err(ImageError::io(dir.display().to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(ImageError::io(dir.display().to_string()))?;
+            let rel_path = rel.join(entry.file_name());
+            let full = entry.path();
+            let meta = std::fs::symlink_metadata(&full)
+                .map_err(ImageError::io(full.display().to_string()))?;
+            let ft = meta.file_type();
+            let rdev = meta.rdev();
+            let (major, minor) = (
+                (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32,
+                ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32,
+            );
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_dir() {
+                stack.push(rel_path.clone());
+                NodeKind::Dir
+            } else if ft.is_file() {
+                let source = image.add_input(Input::Loose(full.clone()));
+                NodeKind::File(DataRef {
+                    source,
+                    offset: 0,
+                    size: meta.len(),
+                })
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&full)
+                    .map_err(ImageError::io(full.display().to_string()))?;
+                NodeKind::Symlink(target.as_os_str().as_bytes().to_vec())
+            } else if ft.is_char_device() {
+                NodeKind::CharDevice { major, minor }
+            } else if ft.is_block_device() {
+                NodeKind::BlockDevice { major, minor }
+            } else if ft.is_fifo() {
+                NodeKind::Fifo
+            } else {
+                continue;
+            };
+            let path = rel_path.as_os_str().as_bytes().to_vec();
+            image.tree.apply_layer(
+                0,
+                vec![Change::Put {
+                    path,
+                    node: Node {
+                        kind,
+                        mode: meta.permissions().mode() & 0o7777,
+                        uid: 0,
+                        gid: 0,
+                    },
+                }],
+            )?;
+        }
+    }
+    Ok(image)
+}

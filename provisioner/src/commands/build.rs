@@ -1,0 +1,43 @@
+//! `build`: the EIF and its measurements from the pinned inputs.
+
+use super::Context;
+use crate::cli::{BuildArgs, Exit};
+use crate::progress::BuildProgress;
+
+pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
+    let loaded = ctx.load()?;
+    let progress = BuildProgress::new();
+    let built = crate::build::build(&loaded, &args.out, &progress);
+    progress.finish();
+    let built = built?;
+    println!("{}", built.eif.display());
+    println!("  size     {} bytes", built.eif_size);
+    println!("  sha384   {}", built.eif_sha384);
+    let m = &built.measurements;
+    for (name, pcr) in [
+        ("PCR0", Some(&m.pcr0)),
+        ("PCR1", Some(&m.pcr1)),
+        ("PCR2", Some(&m.pcr2)),
+        ("PCR8", m.pcr8.as_ref()),
+    ] {
+        if let Some(p) = pcr {
+            println!("  {name}     {}", p.to_hex());
+        }
+    }
+    println!(
+        "  measurements  {}",
+        args.out.join("measurements.json").display()
+    );
+    println!(
+        "  manifest      {}",
+        args.out.join("build-manifest.json").display()
+    );
+    if built.standin {
+        eprintln!("{}", ctx.style.warn(STANDIN_WARNING));
+    }
+    Ok(Exit::Success)
+}
+
+/// Printed wherever PCRs of a stand-in build are shown.
+pub const STANDIN_WARNING: &str =
+    "warning: built from STAND-IN kernel blobs (test fixtures): these PCRs are reproducible but the EIF does not boot and is not deployable";

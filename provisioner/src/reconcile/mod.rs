@@ -1,0 +1,191 @@
+//! Reconciling a deployment with AWS through CloudFormation change sets: `plan` creates one and
+//! never executes it, `apply` executes exactly what was planned, `destroy` deletes with consent,
+//! `status` reports. Long waits stream stack events.
+
+pub mod apply;
+pub mod destroy;
+pub mod online_plan;
+pub mod prompt;
+pub mod saved_plan;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::aws::{Aws, AwsOptions};
+use crate::build::{self, Built};
+use crate::config::Loaded;
+use crate::render::{self, Artifacts, Deployment, EifArtifact, Release, Rendered, Templates};
+
+/// Options shared by the AWS commands.
+#[derive(Debug, Clone)]
+pub struct AwsArgs {
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Delay between polls of CloudFormation (events, change set status).
+    pub poll: Duration,
+}
+
+impl AwsArgs {
+    pub async fn connect(&self, region: &str) -> Aws {
+        Aws::connect(&AwsOptions {
+            region: region.to_string(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            max_attempts: 3,
+        })
+        .await
+    }
+}
+
+/// Everything local that plan and apply need: the build, the supervisor binary, the rendering.
+pub struct Prepared {
+    pub built: Built,
+    pub supervisor: PathBuf,
+    pub supervisor_sha256: String,
+    pub rendered: Rendered,
+    pub template_sha256: String,
+}
+
+impl Prepared {
+    /// Builds (or reuses) the EIF under `build_dir`, hashes the supervisor, renders.
+    pub fn new(
+        loaded: &Loaded,
+        templates: &Templates,
+        build_dir: &Path,
+        progress: &dyn nitro_eif::Progress,
+        releases: Option<Vec<Release>>,
+    ) -> anyhow::Result<Self> {
+        let built = build::build(loaded, build_dir, progress)?;
+        let supervisor = build::supervisor_binary(loaded);
+        let supervisor_sha256 = sha256_file(&supervisor).map_err(|e| {
+            anyhow::anyhow!(
+                "the enclave-supervisor binary {}: {e} (build it with `cargo build -p enclave-supervisor`, or set supervisor.binary)",
+                supervisor.display()
+            )
+        })?;
+        let artifacts = artifacts_of(Some(&built), Some(supervisor_sha256.clone()));
+        let mut dep = Deployment::new(loaded.config.clone(), artifacts);
+        if let Some(r) = releases {
+            dep = dep.with_releases(r);
+        }
+        let rendered = render::render(templates, &dep)?;
+        let template_sha256 = hex::encode(Sha256::digest(rendered.template.as_bytes()));
+        Ok(Prepared {
+            built,
+            supervisor,
+            supervisor_sha256,
+            rendered,
+            template_sha256,
+        })
+    }
+
+    /// The artifacts apply uploads, content-addressed.
+    pub fn uploads(&self) -> Vec<(String, PathBuf, String)> {
+        let dep = &self.rendered.deployment;
+        vec![
+            (
+                "eif".into(),
+                self.built.eif.clone(),
+                dep.eif_key().unwrap_or_default(),
+            ),
+            (
+                "enclave-supervisor".into(),
+                self.supervisor.clone(),
+                dep.supervisor_key().unwrap_or_default(),
+            ),
+        ]
+    }
+
+    pub fn sha256_of(&self, name: &str) -> String {
+        if name == "eif" {
+            self.built.eif_sha256.clone()
+        } else {
+            self.supervisor_sha256.clone()
+        }
+    }
+}
+
+/// What rendering knows about the artifacts: a build (if any) and the supervisor's digest.
+pub fn artifacts_of(built: Option<&Built>, supervisor_sha256: Option<String>) -> Artifacts {
+    Artifacts {
+        eif: built.map(|b| EifArtifact {
+            sha384: b.eif_sha384.clone(),
+            size: b.eif_size,
+            release: release_of(b),
+        }),
+        supervisor_sha256,
+    }
+}
+
+/// The release a build produces: its PCRs, as the key policy pins them.
+pub fn release_of(built: &Built) -> Release {
+    let m = &built.measurements;
+    let mut pcrs = BTreeMap::from([
+        (0, m.pcr0.to_hex()),
+        (1, m.pcr1.to_hex()),
+        (2, m.pcr2.to_hex()),
+    ]);
+    if let Some(p8) = &m.pcr8 {
+        pcrs.insert(8, p8.to_hex());
+    }
+    Release { pcrs }
+}
+
+/// Template parameters passed explicitly (none: every value is rendered in, and parameters
+/// with defaults such as the AMI's SSM path resolve in CloudFormation); hashed into saved plans.
+pub fn parameters() -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
+
+pub fn parameters_sha256(params: &BTreeMap<String, String>) -> String {
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(params).unwrap_or_default(),
+    ))
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// A unique, sortable change set name.
+pub fn change_set_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("nitro-provision-{now}")
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Tags CloudFormation propagates to every resource it can.
+pub fn stack_tags(dep: &Deployment) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("managed-by".to_string(), "nitro-provision".to_string()),
+        (
+            "nitro-provision:deployment".to_string(),
+            dep.config.name.clone(),
+        ),
+    ];
+    tags.extend(dep.config.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags
+}
