@@ -15,7 +15,7 @@ use nitro_eif::{BuildSpec, ImageSpec, Progress, SigningSpec, DEFAULT_MAX_UNPACKE
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384};
 
-use crate::config::{instance_types, Loaded, BLOB_NAMES};
+use crate::config::{instance_types, Loaded};
 
 /// Where the runtime binary sits inside the enclave; it is the enclave's command.
 pub const RUNTIME_PATH_IN_IMAGE: &str = "/nitro-provision/enclave-runtime";
@@ -136,36 +136,48 @@ fn image_source(loaded: &Loaded) -> ImageSource {
     }
 }
 
-/// Checks every blob against its pin; returns the blob directory.
+/// The blob directory, with the `cmdline` pin checked here (it is passed to the EIF crate as
+/// text; the other blobs' pins are checked by the build as it reads them), and whether the
+/// blobs are the labelled stand-in fixtures.
 fn verified_blobs(loaded: &Loaded) -> Result<(PathBuf, bool), BuildError> {
     let dir = loaded.resolve(&loaded.config.image.blobs.dir);
-    let mut standin = false;
-    for name in BLOB_NAMES {
-        let path = dir.join(name);
-        let actual = nitro_eif::sha384_file(&path).map_err(io_at(&path))?;
-        let expected = loaded
-            .config
-            .image
-            .blobs
-            .sha384
-            .get(name)
-            .cloned()
-            .unwrap_or_default();
-        if actual != expected {
-            return Err(BuildError::BlobMismatch {
-                name: name.to_string(),
-                path,
-                expected,
-                actual,
-            });
-        }
-        let mut head = [0u8; 16];
-        let n = fs::File::open(&path)
-            .and_then(|mut f| f.read(&mut head))
-            .map_err(io_at(&path))?;
-        standin |= head[..n].starts_with(STANDIN_MARKER);
+    let path = dir.join("cmdline");
+    let actual = nitro_eif::sha384_file(&path).map_err(io_at(&path))?;
+    let expected = loaded
+        .config
+        .image
+        .blobs
+        .sha384
+        .get("cmdline")
+        .cloned()
+        .unwrap_or_default();
+    if actual != expected {
+        return Err(BuildError::BlobMismatch {
+            name: "cmdline".into(),
+            path,
+            expected,
+            actual,
+        });
     }
-    Ok((dir, standin))
+    let kernel = dir.join("bzImage");
+    let mut head = [0u8; 16];
+    let n = fs::File::open(&kernel)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(io_at(&kernel))?;
+    Ok((dir, head[..n].starts_with(STANDIN_MARKER)))
+}
+
+/// Pins by the EIF crate's input names.
+fn input_pins(loaded: &Loaded) -> std::collections::BTreeMap<String, String> {
+    let pins = &loaded.config.image.blobs.sha384;
+    [
+        ("bzImage", "kernel"),
+        ("init", "init"),
+        ("nsm.ko", "nsm.ko"),
+    ]
+    .into_iter()
+    .filter_map(|(blob, input)| Some((input.to_string(), pins.get(blob)?.clone())))
+    .collect()
 }
 
 /// A cheap fingerprint of every input: pins, the runtime config, and the size, mtime and path of
@@ -298,6 +310,7 @@ pub fn build(
             source_date_epoch: u32::try_from(c.image.source_date_epoch).unwrap_or(u32::MAX),
             max_unpacked: DEFAULT_MAX_UNPACKED,
         },
+        pinned_sha384: input_pins(loaded),
         signing: c.image.signing.as_ref().map(|s| SigningSpec {
             private_key: loaded.resolve(&s.private_key),
             certificate: loaded.resolve(&s.certificate),

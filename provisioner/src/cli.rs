@@ -72,6 +72,9 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Stack status, outputs, instances and pinned PCRs.
     Status,
+    /// Attestation documents: verify against AWS's root, expected PCRs, nonce and age.
+    #[command(subcommand)]
+    Attest(commands::attest::AttestCommand),
     /// KMS key policies: render, diff, explain, apply to key holders.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
@@ -165,6 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Destroy(args) => commands::destroy::run(&ctx, &args),
         Command::Status => commands::status::run(&ctx),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
+        Command::Attest(cmd) => commands::attest::run(&cmd),
     }
 }
 

@@ -5,7 +5,8 @@ pub mod aws;
 pub mod build;
 pub mod cli;
 pub mod commands;
-pub mod config;
+/// `enclave.yaml` (its own crate; re-exported under the name the modules here use).
+pub use enclave_config as config;
 pub mod output;
 pub mod plan;
 pub mod progress;

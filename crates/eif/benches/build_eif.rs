@@ -115,6 +115,7 @@ fn build(dir: &Path, out: &Path) {
             max_unpacked: nitro_eif::DEFAULT_MAX_UNPACKED,
         },
         signing: None,
+        pinned_sha384: Default::default(),
     };
     let start = Instant::now();
     let o = nitro_eif::build_eif(&spec, out, &StageTimes(start)).unwrap();

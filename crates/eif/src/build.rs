@@ -1,6 +1,7 @@
 //! The high-level build: pinned inputs → a bit-reproducible EIF, its measurements, and a record
 //! of every input's digest.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub struct BuildSpec {
     pub nsm_ko: PathBuf,
     pub image: ImageSpec,
     pub signing: Option<SigningSpec>,
+    /// Expected SHA-384 (hex) of inputs, by [`InputDigest::name`] (`kernel`, `init`, `nsm.ko`,
+    /// or an extra file's `dest`): the build fails naming the input on any mismatch.
+    pub pinned_sha384: BTreeMap<String, String>,
 }
 
 /// Receives build progress; implemented by the CLI's progress bar.
@@ -103,6 +107,15 @@ pub struct BuildOutput {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("{name} ({path}): SHA-384 is {actual}, but {expected} is pinned")]
+    PinMismatch {
+        name: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("a SHA-384 is pinned for {0:?}, which is not an input of this build")]
+    UnknownPin(String),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
     #[error(transparent)]
@@ -207,24 +220,39 @@ pub fn build_eif(
 ) -> Result<BuildOutput, BuildError> {
     progress.stage("hashing inputs", None);
     let mut inputs = Vec::new();
-    for (name, path) in [
+    let blobs = [
         ("kernel", &spec.kernel),
         ("init", &spec.init),
         ("nsm.ko", &spec.nsm_ko),
-    ] {
+    ];
+    let extras = spec
+        .image
+        .extra_files
+        .iter()
+        .map(|e| (e.dest.as_str(), &e.source));
+    for (name, path) in blobs.into_iter().chain(extras) {
         let sha384 = sha384_file(path).map_err(io_err(path.display().to_string()))?;
+        if let Some(expected) = spec.pinned_sha384.get(name) {
+            if !expected.eq_ignore_ascii_case(&sha384) {
+                return Err(BuildError::PinMismatch {
+                    name: name.into(),
+                    path: path.display().to_string(),
+                    expected: expected.clone(),
+                    actual: sha384,
+                });
+            }
+        }
         inputs.push(InputDigest {
             name: name.into(),
             sha384,
         });
     }
-    for extra in &spec.image.extra_files {
-        let sha384 =
-            sha384_file(&extra.source).map_err(io_err(extra.source.display().to_string()))?;
-        inputs.push(InputDigest {
-            name: extra.dest.clone(),
-            sha384,
-        });
+    if let Some(unknown) = spec
+        .pinned_sha384
+        .keys()
+        .find(|k| !inputs.iter().any(|i| &i.name == *k))
+    {
+        return Err(BuildError::UnknownPin(unknown.clone()));
     }
     let signer = match &spec.signing {
         Some(s) => Some(Signer::from_files(&s.private_key, &s.certificate)?),

@@ -113,15 +113,16 @@ impl Description {
     /// (which lists OpenSSL's issuer fields and the certificate's own signature): here it holds
     /// the subject, issuer, COSE algorithm and validity period (RFC 3339).
     pub fn nitro_cli_json(&self) -> serde_json::Value {
-        let mut out = serde_json::json!({
-            "EifVersion": self.version,
-            "Measurements": self.measurements,
-            "IsSigned": self.signature.is_some(),
-            "CheckCRC": self.crc.ok,
-        });
-        let obj = out.as_object_mut().expect("a JSON object literal");
+        let mut obj = serde_json::Map::new();
+        obj.insert("EifVersion".into(), self.version.into());
+        obj.insert("Measurements".into(), serde_json::json!(self.measurements));
+        obj.insert("IsSigned".into(), self.signature.is_some().into());
+        obj.insert("CheckCRC".into(), self.crc.ok.into());
         if let Some(check) = &self.signature {
-            obj.insert("SignatureCheck".into(), matches!(check, SignatureCheck::Valid(_)).into());
+            obj.insert(
+                "SignatureCheck".into(),
+                matches!(check, SignatureCheck::Valid(_)).into(),
+            );
             if let SignatureCheck::Valid(info) = check {
                 obj.insert(
                     "SigningCertificate".into(),
@@ -146,13 +147,16 @@ impl Description {
             if let Some(build) = meta.get("BuildMetadata").and_then(|b| b.as_object()) {
                 flat.extend(build.clone());
             }
-            flat.insert("DockerInfo".into(), meta.get("DockerInfo").cloned().unwrap_or_default());
+            flat.insert(
+                "DockerInfo".into(),
+                meta.get("DockerInfo").cloned().unwrap_or_default(),
+            );
             if let Some(custom) = meta.get("CustomMetadata").and_then(|c| c.as_object()) {
                 flat.extend(custom.clone());
             }
             obj.insert("Metadata".into(), flat.into());
         }
-        out
+        obj.into()
     }
 }
 

@@ -135,11 +135,21 @@ fn inputs() -> Inputs {
 }
 
 fn our_eif(i: &Inputs, cmdline: &str, out: &Path, signer: Option<&Signer>) -> Measurements {
+    our_eif_for(Arch::X86_64, i, cmdline, out, signer)
+}
+
+fn our_eif_for(
+    arch: Arch,
+    i: &Inputs,
+    cmdline: &str,
+    out: &Path,
+    signer: Option<&Signer>,
+) -> Measurements {
     let file = std::fs::File::create(out).unwrap();
     let mut kernel = std::fs::File::open(&i.kernel).unwrap();
     let mut w = EifWriter::new(
         file,
-        Arch::X86_64,
+        arch,
         &mut kernel,
         cmdline,
         eif_build_metadata().as_bytes(),
@@ -184,6 +194,42 @@ fn unsigned_pcrs_and_bytes_match_eif_build() {
     assert_eq!(d.measurements.pcr1, theirs.pcr1);
     assert_eq!(d.measurements.pcr2, theirs.pcr2);
     assert_eq!(d.cmdline, CMDLINE);
+}
+
+#[test]
+fn aarch64_files_match_eif_build() {
+    let i = inputs();
+    let theirs = i.dir.join("theirs-arm.eif");
+    let status = Command::new(eif_build())
+        .arg("--kernel")
+        .arg(&i.kernel)
+        .args([
+            "--cmdline",
+            CMDLINE,
+            "--name",
+            "test",
+            "--build-time",
+            BUILD_TIME,
+            "--arch",
+            "aarch64",
+        ])
+        .arg("--ramdisk")
+        .arg(&i.bootstrap)
+        .arg("--ramdisk")
+        .arg(&i.customer)
+        .arg("--output")
+        .arg(&theirs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ours = i.dir.join("ours-arm.eif");
+    our_eif_for(Arch::Aarch64, &i, CMDLINE, &ours, None);
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+    assert_eq!(describe(&theirs).unwrap().arch, Some(Arch::Aarch64));
 }
 
 /// A key and self-signed certificate made by the openssl CLI.
@@ -259,6 +305,12 @@ fn signed_pcrs_match_eif_build_and_signatures_cross_verify() {
                 other => panic!("{curve} {path:?}: {other:?}"),
             };
             assert_eq!(Some(sig.pcr8), theirs.pcr8);
+            assert!(sig.valid_now && sig.subject.contains("nitro-eif-test"));
+            let j = d.nitro_cli_json();
+            assert_eq!(
+                (j["IsSigned"].as_bool(), j["SignatureCheck"].as_bool()),
+                (Some(true), Some(true))
+            );
             assert_eq!(d.measurements.pcr0, theirs.pcr0);
             assert_eq!(d.measurements.pcr8, theirs.pcr8);
         }

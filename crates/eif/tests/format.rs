@@ -55,13 +55,23 @@ fn reader_recomputes_everything() {
     let d = read_eif(&eif[..]).unwrap();
     assert!(d.crc.ok);
     assert_eq!(d.crc.stored, 0xe1e2_1871);
+    assert_eq!(d.arch, Some(Arch::X86_64));
     assert_eq!(d.cmdline, "console=ttyS0");
     let offsets: Vec<u64> = d.sections.iter().map(|s| s.offset).collect();
     assert_eq!(offsets, [548, 566, 591, 842, 860]);
     assert_eq!(d.measurements.pcr2.to_hex()[..8], *"fc250594");
     assert!(d.measurements.pcr8.is_none());
-    assert_eq!(d.metadata.unwrap()["ImageName"], "test");
+    assert_eq!(d.metadata.as_ref().unwrap()["ImageName"], "test");
     assert!(d.warnings.is_empty());
+    let j = d.nitro_cli_json();
+    assert_eq!(j["EifVersion"], 4);
+    assert_eq!(j["IsSigned"], false);
+    assert_eq!(j["CheckCRC"], true);
+    assert_eq!(j["ImageName"], "test");
+    assert_eq!(j["Measurements"]["PCR1"], d.measurements.pcr1.to_hex());
+    assert_eq!(j["Metadata"]["BuildTool"], "eif_build");
+    assert!(j["Metadata"]["DockerInfo"].is_null());
+    assert!(j.get("SignatureCheck").is_none());
 }
 
 #[test]

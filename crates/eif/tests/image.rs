@@ -247,14 +247,30 @@ fn docker_oci_layout_and_oci_archive_agree() {
     );
     let layout = dir.path().join("layout");
     write_dir(&layout, &oci);
-    let from_layout =
-        build_from(ImageSource::OciLayout(layout), dir.path(), Some(&manifest)).unwrap();
+    let from_layout = build_from(
+        ImageSource::OciLayout(layout.clone()),
+        dir.path(),
+        Some(&manifest),
+    )
+    .unwrap();
     let oci_tar = dir.path().join("oci.tar");
     write_tar(&oci_tar, &oci, 9);
-    let from_archive = build_from(ImageSource::OciArchive(oci_tar), dir.path(), None).unwrap();
+    let from_archive =
+        build_from(ImageSource::OciArchive(oci_tar.clone()), dir.path(), None).unwrap();
 
     assert_eq!(from_docker, from_layout);
     assert_eq!(from_layout, from_archive);
+    for (path, expected) in [
+        (&docker_tar, ImageSource::DockerArchive(docker_tar.clone())),
+        (&oci_tar, ImageSource::OciArchive(oci_tar.clone())),
+        (&layout, ImageSource::OciLayout(layout.clone())),
+        (
+            &dir.path().to_path_buf(),
+            ImageSource::RootfsDir(dir.path().into()),
+        ),
+    ] {
+        assert_eq!(ImageSource::detect(path).unwrap(), expected);
+    }
     assert!(rootfs_listing(&from_docker).contains(&"etc/new 100644 n".to_string()));
 
     // A docker layer that does not match the config's diff_id.
@@ -398,6 +414,18 @@ fn rootfs_dir_source_normalizes_owners() {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::write(root.join("bin/app"), b"APP").unwrap();
     std::os::unix::fs::symlink("bin/app", root.join("link")).unwrap();
+    // A rootfs directory has no digest to pin.
+    let pinned = format!("sha256:{}", "2".repeat(64));
+    assert!(matches!(
+        open_image(
+            &ImageSource::RootfsDir(root.clone()),
+            &Platform::linux("amd64"),
+            Some(&pinned),
+            dir.path(),
+            1 << 30
+        ),
+        Err(ImageError::PinnedDigestNotFound(_))
+    ));
     let mut image = open_image(
         &ImageSource::RootfsDir(root),
         &Platform::linux("amd64"),

@@ -1,4 +1,5 @@
 //! `enclave.yaml`: loading (with source positions), the typed schema and semantic validation.
+//! Its own crate so that the loader can be fuzzed and reused without the provisioner's AWS stack.
 
 mod error;
 pub mod instance_types;

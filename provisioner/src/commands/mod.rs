@@ -2,6 +2,7 @@
 //! errors bubble up to `main` as `anyhow` errors.
 
 pub mod apply;
+pub mod attest;
 pub mod aws_args;
 pub mod build;
 pub mod destroy;

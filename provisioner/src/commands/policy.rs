@@ -62,7 +62,8 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// A policy file (default: rendered for the current build).
-    pub file: Option<PathBuf>,
+    #[arg(value_name = "FILE")]
+    pub policy_file: Option<PathBuf>,
     #[command(flatten)]
     pub source: Source,
     #[arg(long)]
@@ -126,7 +127,7 @@ pub fn run(ctx: &Context, cmd: &PolicyCommand) -> anyhow::Result<Exit> {
             })
         }
         PolicyCommand::Explain(a) => {
-            let policy = match (&a.file, &a.source.live, &a.source.holder) {
+            let policy = match (&a.policy_file, &a.source.live, &a.source.holder) {
                 (Some(f), _, _) => read_policy(f)?,
                 (None, None, None) => rendered(ctx, &loaded, None, &[])?.policy,
                 _ => live_policy(ctx, &loaded, &a.source)?,

@@ -158,34 +158,7 @@ pub async fn plan(
         } => (arn, stack_id, changes),
     };
     if live.is_some() {
-        plan.resource_changes = changes
-            .iter()
-            .map(|ch| ResourceChange {
-                logical_id: ch.logical_id.clone(),
-                resource_type: ch.resource_type.clone(),
-                actions: ch
-                    .actions
-                    .iter()
-                    .map(|a| match a.as_str() {
-                        "create" => "create",
-                        "delete" => "delete",
-                        _ => "update",
-                    })
-                    .collect(),
-                security_sensitive: is_security_sensitive(&ch.resource_type),
-            })
-            .collect();
-        let count = |f: &dyn Fn(&[&str]) -> bool| {
-            plan.resource_changes
-                .iter()
-                .filter(|r| f(&r.actions))
-                .count()
-        };
-        plan.summary = Summary {
-            add: count(&|a| a.contains(&"create")),
-            change: count(&|a| a == ["update"]),
-            destroy: count(&|a| a.contains(&"delete")),
-        };
+        (plan.resource_changes, plan.summary) = plan_changes(&changes);
     }
     plan.change_set = Some(ChangeSetInfo {
         arn: arn.clone(),
@@ -219,6 +192,35 @@ pub async fn plan(
         saved: Some(saved),
         stack: existing,
     })
+}
+
+/// A change set's changes in the plan's terms, with the summary counts.
+pub fn plan_changes(changes: &[stack::ResourceChange]) -> (Vec<ResourceChange>, Summary) {
+    let resource_changes: Vec<ResourceChange> = changes
+        .iter()
+        .map(|ch| ResourceChange {
+            logical_id: ch.logical_id.clone(),
+            resource_type: ch.resource_type.clone(),
+            actions: ch
+                .actions
+                .iter()
+                .map(|a| match a.as_str() {
+                    "create" => "create",
+                    "delete" => "delete",
+                    _ => "update",
+                })
+                .collect(),
+            security_sensitive: is_security_sensitive(&ch.resource_type),
+        })
+        .collect();
+    let count =
+        |f: &dyn Fn(&[&str]) -> bool| resource_changes.iter().filter(|r| f(&r.actions)).count();
+    let summary = Summary {
+        add: count(&|a| a.contains(&"create")),
+        change: count(&|a| a == ["update"]),
+        destroy: count(&|a| a.contains(&"delete")),
+    };
+    (resource_changes, summary)
 }
 
 /// Deletes a stack that only exists to hold an unexecuted CREATE change set (no resources).

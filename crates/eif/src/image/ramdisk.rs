@@ -79,15 +79,12 @@ pub fn write_customer_ramdisk(
     )?;
     w.entry(&generated(b"rootfs", S_IFDIR | 0o755, 0), &mut io::empty())?;
 
-    let nodes: Vec<(Vec<u8>, Node)> = image
-        .tree
-        .iter()
-        .map(|(p, n)| (p.clone(), n.clone()))
-        .collect();
-    let entries = nodes.len() + 3;
-    for (path, node) in nodes {
+    let mut entries = 3;
+    let OpenedImage { tree, inputs, .. } = image;
+    for (path, node) in tree.iter() {
+        entries += 1;
         let mut name = b"rootfs/".to_vec();
-        name.extend_from_slice(&path);
+        name.extend_from_slice(path);
         let (type_bits, size, rdev) = match &node.kind {
             NodeKind::Dir => (S_IFDIR, 0, (0, 0)),
             NodeKind::File(d) => (S_IFREG, d.size, (0, 0)),
@@ -110,7 +107,7 @@ pub fn write_customer_ramdisk(
         match &node.kind {
             NodeKind::File(d) => {
                 let d = *d;
-                w.entry_with(&header, |out| image.copy_data(d, out))?;
+                w.entry_with(&header, |out| inputs.copy_data(d, out))?;
             }
             NodeKind::Symlink(t) => w.entry(&header, &mut &t[..])?,
             _ => w.entry(&header, &mut io::empty())?,

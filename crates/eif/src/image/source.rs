@@ -39,6 +39,35 @@ pub enum ImageSource {
     LayerTars(Vec<PathBuf>),
 }
 
+impl ImageSource {
+    /// Guesses the kind of `path`: a directory with an `oci-layout` file is an OCI layout, any
+    /// other directory a rootfs; a tar with `oci-layout` is an oci-archive (preferred, as its
+    /// blobs carry digests), else one with `manifest.json` a docker-archive.
+    pub fn detect(path: &Path) -> Result<ImageSource, ImageError> {
+        let meta = std::fs::metadata(path).map_err(ImageError::io(path.display().to_string()))?;
+        if meta.is_dir() {
+            return Ok(if path.join("oci-layout").is_file() {
+                ImageSource::OciLayout(path.to_path_buf())
+            } else {
+                ImageSource::RootfsDir(path.to_path_buf())
+            });
+        }
+        let Store::Archive { members, .. } = Store::archive(path)? else {
+            return Err(ImageError::Missing(path.display().to_string()));
+        };
+        if members.contains_key(&b"oci-layout"[..]) {
+            Ok(ImageSource::OciArchive(path.to_path_buf()))
+        } else if members.contains_key(&b"manifest.json"[..]) {
+            Ok(ImageSource::DockerArchive(path.to_path_buf()))
+        } else {
+            Err(ImageError::Missing(format!(
+                "{}: neither oci-layout nor manifest.json",
+                path.display()
+            )))
+        }
+    }
+}
+
 /// Platform to pick from an image index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
@@ -86,7 +115,13 @@ pub struct OpenedImage {
     pub tree: Tree,
     /// The digest the image was identified by: the manifest's (OCI) or the config's (docker).
     pub digest: Option<String>,
-    inputs: Vec<Input>,
+    pub(crate) inputs: Inputs,
+}
+
+/// The files the tree's [`DataRef`]s point into.
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    list: Vec<Input>,
     open_blobs: HashMap<u32, File>,
 }
 
@@ -96,14 +131,13 @@ impl OpenedImage {
             config: ImageConfig::default(),
             tree: Tree::new(),
             digest: None,
-            inputs: Vec::new(),
-            open_blobs: HashMap::new(),
+            inputs: Inputs::default(),
         }
     }
 
     fn add_input(&mut self, input: Input) -> u32 {
-        self.inputs.push(input);
-        (self.inputs.len() - 1) as u32
+        self.inputs.list.push(input);
+        (self.inputs.list.len() - 1) as u32
     }
 
     /// Adds (or replaces) a regular file at `dest` (relative to the image root) with the
@@ -135,7 +169,9 @@ impl OpenedImage {
         );
         Ok(())
     }
+}
 
+impl Inputs {
     /// Copies a file's bytes into `out`; fails if the input no longer holds them.
     pub(crate) fn copy_data(
         &mut self,
@@ -143,7 +179,7 @@ impl OpenedImage {
         out: &mut dyn Write,
     ) -> Result<(), ImageError> {
         let input = self
-            .inputs
+            .list
             .get(data.source as usize)
             .ok_or_else(|| ImageError::Missing(format!("input #{}", data.source)))?;
         let (file, name): (&File, String) = match input {
@@ -206,6 +242,12 @@ pub fn open_image(
     max_unpacked: u64,
 ) -> Result<OpenedImage, ImageError> {
     let store = match source {
+        ImageSource::RootfsDir(_) if pinned.is_some() => {
+            return Err(ImageError::PinnedDigestNotFound(format!(
+                "{} (a rootfs directory has no digest)",
+                pinned.unwrap_or_default()
+            )))
+        }
         ImageSource::RootfsDir(dir) => return open_rootfs_dir(dir),
         ImageSource::OciLayout(dir) => Store::Dir(dir.clone()),
         ImageSource::DockerArchive(p) | ImageSource::OciArchive(p) => Store::archive(p)?,
@@ -235,15 +277,26 @@ pub fn open_image(
     let mut image = OpenedImage::empty();
     image.digest = resolved.digest.clone();
     // Docker archives list no blob digests: their layers are checked against the config's
-    // diff_ids (the uncompressed digests) instead.
-    let diff_ids = resolved
-        .config
-        .rootfs
-        .as_ref()
-        .map(|r| r.diff_ids.clone())
-        .filter(|d| {
-            d.len() == resolved.layers.len() && resolved.layers.iter().all(|l| l.digest.is_none())
-        });
+    // diff_ids (the uncompressed digests) instead. Bare layer tarballs are not checked.
+    let diff_ids = match source {
+        ImageSource::DockerArchive(_) => {
+            let ids = resolved
+                .config
+                .rootfs
+                .as_ref()
+                .map(|r| r.diff_ids.clone())
+                .unwrap_or_default();
+            if ids.len() != resolved.layers.len() {
+                return Err(ImageError::Missing(format!(
+                    "one config diff_id per layer ({} for {} layers)",
+                    ids.len(),
+                    resolved.layers.len()
+                )));
+            }
+            Some(ids)
+        }
+        _ => None,
+    };
     let mut budget = max_unpacked;
     let make_spool = || tempfile::tempfile_in(spool_dir);
     for (i, layer) in resolved.layers.iter().enumerate() {

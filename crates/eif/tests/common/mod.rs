@@ -309,5 +309,6 @@ pub fn build_spec(dir: &Path, kernel: &Path) -> nitro_eif::BuildSpec {
             max_unpacked: nitro_eif::DEFAULT_MAX_UNPACKED,
         },
         signing: None,
+        pinned_sha384: Default::default(),
     }
 }

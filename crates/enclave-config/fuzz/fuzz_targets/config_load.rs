@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Err(e) = nitro_provision::config::parse_str(text, "fuzz.yaml") {
+        if let Err(e) = enclave_config::parse_str(text, "fuzz.yaml") {
             // Rendering the diagnostics is part of the contract too.
             let _ = e.to_string();
         }
