@@ -108,6 +108,10 @@ pub struct PlanArgs {
     /// Save the plan for `apply FILE` (executes exactly this change set).
     #[arg(long, value_name = "FILE", conflicts_with = "offline")]
     pub out: Option<PathBuf>,
+    /// In a rotation, keep the old release admitted after the instances roll (so other key
+    /// holders can sign off); a later plan/apply drops it.
+    #[arg(long)]
+    pub keep_old_release: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +124,9 @@ pub struct ApplyArgs {
     /// Write the stack outputs as JSON.
     #[arg(long, value_name = "FILE")]
     pub outputs_file: Option<PathBuf>,
+    /// In a rotation, stop after admitting both releases and rolling the instances.
+    #[arg(long)]
+    pub keep_old_release: bool,
 }
 
 #[derive(Debug, Args)]

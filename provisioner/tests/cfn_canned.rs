@@ -216,6 +216,8 @@ fn saved() -> SavedPlan {
         config_sha256: String::new(),
         artifacts: vec![],
         created_at_unix: 0,
+        keep_old_release: false,
+        finish_rotation: false,
     }
 }
 

@@ -181,6 +181,38 @@ fn plan_apply_replan_change_apply_destroy() {
     assert_eq!(o.status.code(), Some(0), "nothing changed since apply");
     assert!(text(&o).contains("No changes"));
 
+    // A new image is a rotation: both releases admitted (one statement each), PCRs old -> new,
+    // and the key policy diff reviewers approve. (moto cannot execute a key policy update, so
+    // this step is planned only.)
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        original.replace("GREETING: hello", "GREETING: bonjour"),
+    )
+    .unwrap();
+    let o = np(&moto, &config, &["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("PCR changes (a rotation)") && t.contains("PCR2"),
+        "{t}"
+    );
+    assert!(
+        t.contains("rotation: the key policy admits the running and the new release"),
+        "{t}"
+    );
+    assert!(t.contains("KMS key policy changes"), "{t}");
+    let o = np(&moto, &config, &["plan", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let admitted = doc["key_policy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Sid"].as_str().unwrap().starts_with("EnclaveRelease"))
+        .count();
+    assert_eq!(admitted, 2, "transitional: one statement per release");
+    std::fs::write(&config, original).unwrap();
+
     // A change moto can update in place: the log group's retention.
     let changed = std::fs::read_to_string(&config)
         .unwrap()

@@ -17,10 +17,12 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<Exit> {
     let say = |s: &str| eprintln!("{s}");
     let applied = rt.block_on(async {
         let aws = aws_args.connect(&loaded.config.region).await;
-        let saved = match &args.plan {
-            Some(path) => SavedPlan::load(path)?,
+        let (saved, prepared) = match &args.plan {
+            Some(path) => (SavedPlan::load(path)?, prepared),
             None => {
-                let online = online_plan::plan(&loaded, &prepared, &aws, &aws_args).await?;
+                let online =
+                    online_plan::plan(&loaded, prepared, &aws, &aws_args, args.keep_old_release)
+                        .await?;
                 print!("{}", to_text(&online.plan, &ctx.style));
                 let Some(saved) = online.saved else {
                     println!("No changes. Nothing to apply.");
@@ -37,12 +39,21 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<Exit> {
                     online_plan::discard(&aws, &saved, &aws_args).await?;
                     return Err(refused.into());
                 }
-                saved
+                (saved, online.prepared)
             }
         };
         let sink = EventLines::new(&format!("applying {}", saved.stack_name));
-        let result =
-            apply::apply_saved(&loaded, &prepared, &saved, &aws, &aws_args, &sink, &say).await;
+        let result = apply::apply_saved(
+            &loaded,
+            prepared,
+            &saved,
+            &aws,
+            &aws_args,
+            args.keep_old_release,
+            &sink,
+            &say,
+        )
+        .await;
         sink.finish();
         result.map(Some)
     })?;

@@ -40,7 +40,13 @@ pub fn build_dir(loaded: &Loaded) -> PathBuf {
 pub fn prepare(ctx: &Context, loaded: &Loaded) -> anyhow::Result<Prepared> {
     let templates = Templates::load(ctx.templates.as_deref())?;
     let progress = BuildProgress::new();
-    let prepared = Prepared::new(loaded, &templates, &build_dir(loaded), &progress, None);
+    let prepared = Prepared::new(
+        loaded,
+        &templates,
+        ctx.templates.as_deref(),
+        &build_dir(loaded),
+        &progress,
+    );
     progress.finish();
     prepared
 }

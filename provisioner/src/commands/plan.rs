@@ -17,7 +17,9 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> anyhow::Result<Exit> {
         let aws_args = aws_args(&ctx.aws);
         let online = rt.block_on(async {
             let aws = aws_args.connect(&loaded.config.region).await;
-            let online = online_plan::plan(&loaded, &prepared, &aws, &aws_args).await?;
+            let online =
+                online_plan::plan(&loaded, prepared, &aws, &aws_args, args.keep_old_release)
+                    .await?;
             match (&args.out, &online.saved) {
                 (Some(path), Some(saved)) => {
                     saved

@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::saved_plan::SavedPlan;
-use super::{change_set_name, parameters, parameters_sha256, stack_tags, AwsArgs, Prepared};
+use super::{
+    change_set_name, online_plan, parameters, parameters_sha256, stack_tags, AwsArgs, Prepared,
+};
 use crate::aws::artifacts::{self, Upload};
 use crate::aws::events::{self, EventSink, Finished};
 use crate::aws::stack::{self, ChangeSetOutcome, ChangeSetRequest};
@@ -96,22 +98,35 @@ pub async fn execute(
 
 /// Applies a saved plan: refuses it when stale, then uploads and executes exactly its change set.
 /// A new stack goes through the bootstrap phase first (the bucket), so that no instance starts
-/// before its artifacts are in S3.
+/// before its artifacts are in S3. A rotation then drops the old release in a second step,
+/// unless `keep_old_release`.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_saved(
     loaded: &Loaded,
-    prepared: &Prepared,
+    prepared: Prepared,
     saved: &SavedPlan,
     aws: &Aws,
     args: &AwsArgs,
+    keep_old_release: bool,
     sink: &dyn EventSink,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Applied> {
+    aws.check_account(&saved.account).await?;
+    // Re-derive the releases exactly as the plan did (the deployed stack cannot have changed,
+    // or the change set is OBSOLETE), so the template hash proves nothing else changed.
+    let live = stack::describe(aws, &saved.stack_name)
+        .await?
+        .filter(|s| !s.is_empty_review());
+    let before = match &live {
+        Some(l) => Some(online_plan::deployed(aws, l).await?),
+        None => None,
+    };
+    let (prepared, _) = online_plan::rotate(prepared, before.as_ref(), saved.keep_old_release)?;
     saved.check_inputs(
         &loaded.sha256,
         &prepared.template_sha256,
         &parameters_sha256(&parameters()),
     )?;
-    aws.check_account(&saved.account).await?;
     let status = stack::execution_status(aws, &saved.change_set_arn)
         .await
         .context(
@@ -127,34 +142,68 @@ pub async fn apply_saved(
     if saved.phase == "bootstrap" {
         say("creating the bucket first (bootstrap phase)");
         execute(aws, saved, args, sink).await?;
-        uploads = upload_artifacts(aws, prepared, say).await?;
-        let request = ChangeSetRequest {
-            stack_name: saved.stack_name.clone(),
-            change_set_name: change_set_name(),
-            template_body: prepared.rendered.template.clone(),
-            parameters: parameters(),
-            tags: stack_tags(&prepared.rendered.deployment),
-            create: false,
-        };
-        say("creating the rest of the stack (full phase, same template)");
-        match stack::create_change_set(aws, &request, args.poll).await? {
-            ChangeSetOutcome::NoChanges => {}
-            ChangeSetOutcome::Ready { arn, stack_id, .. } => {
-                let full = SavedPlan {
-                    change_set_arn: arn,
-                    stack_id,
-                    phase: "full".into(),
-                    ..saved.clone()
-                };
-                execute(aws, &full, args, sink).await?;
-            }
-        }
+        uploads = upload_artifacts(aws, &prepared, say).await?;
+        say("creating the rest of the stack (the reviewed template)");
+        update(aws, &prepared, saved, args, sink).await?;
     } else {
-        uploads = upload_artifacts(aws, prepared, say).await?;
+        uploads = upload_artifacts(aws, &prepared, say).await?;
         execute(aws, saved, args, sink).await?;
+    }
+    if saved.finish_rotation && !keep_old_release {
+        // The update above replaced the instances with the new EIF and succeeded: the new
+        // release runs, so the old one may go.
+        let new = prepared.new_release();
+        let live_policy = kms_policy::Policy::from_json(&prepared.rendered.key_policy.to_string())?;
+        let finished = prepared.with_releases(vec![new.clone()])?;
+        let proposed = kms_policy::Policy::from_json(&finished.rendered.key_policy.to_string())?;
+        let running: kms_policy::PcrSet = new
+            .pcrs
+            .iter()
+            .filter_map(|(i, v)| {
+                Some((
+                    kms_policy::PcrIndex::new(u32::from(*i)).ok()?,
+                    v.parse().ok()?,
+                ))
+            })
+            .collect();
+        kms_policy::check_rotation(&live_policy, &proposed, &running, &Default::default())?;
+        say("rotation: the new release runs; dropping the old release from the key policy");
+        update(aws, &finished, saved, args, sink).await?;
+    } else if saved.finish_rotation {
+        say("rotation: keeping the old release admitted (--keep-old-release); a later apply drops it");
     }
     let outputs = outputs(aws, &saved.stack_id).await?;
     Ok(Applied { outputs, uploads })
+}
+
+/// Creates and executes an UPDATE change set of `prepared`'s template.
+async fn update(
+    aws: &Aws,
+    prepared: &Prepared,
+    saved: &SavedPlan,
+    args: &AwsArgs,
+    sink: &dyn EventSink,
+) -> anyhow::Result<()> {
+    let request = ChangeSetRequest {
+        stack_name: saved.stack_name.clone(),
+        change_set_name: change_set_name(),
+        template_body: prepared.rendered.template.clone(),
+        parameters: parameters(),
+        tags: stack_tags(&prepared.rendered.deployment),
+        create: false,
+    };
+    match stack::create_change_set(aws, &request, args.poll).await? {
+        ChangeSetOutcome::NoChanges => Ok(()),
+        ChangeSetOutcome::Ready { arn, stack_id, .. } => {
+            let next = SavedPlan {
+                change_set_arn: arn,
+                stack_id,
+                phase: "full".into(),
+                ..saved.clone()
+            };
+            execute(aws, &next, args, sink).await.map(|_| ())
+        }
+    }
 }
 
 /// The stack's outputs; where CloudFormation reports none (moto after a change set), the

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod destroy;
 pub mod online_plan;
 pub mod prompt;
+pub mod rotation;
 pub mod saved_plan;
 pub mod status;
 
@@ -43,6 +44,7 @@ impl AwsArgs {
 
 /// Everything local that plan and apply need: the build, the supervisor binary, the rendering.
 pub struct Prepared {
+    pub templates: Templates,
     pub built: Built,
     pub supervisor: PathBuf,
     pub supervisor_sha256: String,
@@ -55,9 +57,9 @@ impl Prepared {
     pub fn new(
         loaded: &Loaded,
         templates: &Templates,
+        templates_dir: Option<&Path>,
         build_dir: &Path,
         progress: &dyn nitro_eif::Progress,
-        releases: Option<Vec<Release>>,
     ) -> anyhow::Result<Self> {
         let built = build::build(loaded, build_dir, progress)?;
         let supervisor = build::supervisor_binary(loaded);
@@ -68,18 +70,37 @@ impl Prepared {
             )
         })?;
         let artifacts = artifacts_of(Some(&built), Some(supervisor_sha256.clone()));
-        let mut dep = Deployment::new(loaded.config.clone(), artifacts);
-        if let Some(r) = releases {
-            dep = dep.with_releases(r);
-        }
+        let dep = Deployment::new(loaded.config.clone(), artifacts);
         let rendered = render::render(templates, &dep)?;
         let template_sha256 = hex::encode(Sha256::digest(rendered.template.as_bytes()));
         Ok(Prepared {
+            templates: Templates::load(templates_dir)?,
             built,
             supervisor,
             supervisor_sha256,
             rendered,
             template_sha256,
+        })
+    }
+
+    /// The same build rendered to admit `releases` (a rotation admits the old and the new).
+    pub fn with_releases(self, releases: Vec<Release>) -> anyhow::Result<Self> {
+        let dep = self.rendered.deployment.clone().with_releases(releases);
+        let rendered = render::render(&self.templates, &dep)?;
+        let template_sha256 = hex::encode(Sha256::digest(rendered.template.as_bytes()));
+        Ok(Prepared {
+            rendered,
+            template_sha256,
+            ..self
+        })
+    }
+
+    /// The new build's release, as the key policy pins it.
+    pub fn new_release(&self) -> Release {
+        let dep = &self.rendered.deployment;
+        let fresh = Deployment::new(dep.config.clone(), dep.artifacts.clone());
+        fresh.releases.into_iter().next().unwrap_or(Release {
+            pcrs: Default::default(),
         })
     }
 

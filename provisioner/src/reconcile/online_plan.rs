@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::rotation::{plan_rotation, Rotation};
 use super::saved_plan::{ArtifactRecord, SavedPlan, FORMAT_VERSION};
 use super::{
     change_set_name, parameters, parameters_sha256, stack_tags, unix_now, AwsArgs, Prepared,
@@ -15,10 +16,14 @@ use crate::config::Loaded;
 use crate::plan::{
     is_security_sensitive, ChangeSetInfo, KeyPolicyChange, PcrChange, Plan, ResourceChange, Summary,
 };
+use crate::render::Release;
 
 /// An online plan and what `apply` needs to execute it.
 pub struct OnlinePlan {
     pub plan: Plan,
+    /// The rendering the change set was made from (a rotation admits two releases).
+    pub prepared: Prepared,
+    pub rotation: Rotation,
     /// `None` when there is nothing to change.
     pub saved: Option<SavedPlan>,
     pub stack: Option<StackInfo>,
@@ -44,13 +49,24 @@ pub fn check_stack_state(stack: &StackInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the deployed template pins and its key policy: the "before" of the plan.
-struct Deployed {
-    pcrs: BTreeMap<u8, String>,
-    key_policy: Option<Value>,
+/// What the deployed template pins, admits and its key policy: the "before" of the plan.
+pub struct Deployed {
+    pub pcrs: BTreeMap<u8, String>,
+    pub key_policy: Option<Value>,
+    /// Every release the deployed key policy admits, oldest first.
+    pub releases: Vec<Release>,
 }
 
-async fn deployed(aws: &Aws, stack: &StackInfo) -> anyhow::Result<Deployed> {
+impl Deployed {
+    /// The release the instances run: the one the deployed EIF's PCRs match.
+    pub fn running(&self) -> Release {
+        Release {
+            pcrs: self.pcrs.clone(),
+        }
+    }
+}
+
+pub async fn deployed(aws: &Aws, stack: &StackInfo) -> anyhow::Result<Deployed> {
     let body = stack::deployed_template(aws, &stack.id).await?;
     let doc: Value = serde_saphyr::from_str(&body).unwrap_or(Value::Null);
     let pcrs = doc["Metadata"]["nitro-provision"]["PinnedPcrs"]
@@ -65,15 +81,60 @@ async fn deployed(aws: &Aws, stack: &StackInfo) -> anyhow::Result<Deployed> {
     let key_policy = doc["Resources"]["EnclaveKey"]["Properties"]["KeyPolicy"]
         .as_str()
         .and_then(|s| serde_json::from_str(s).ok());
-    Ok(Deployed { pcrs, key_policy })
+    let releases = doc["Metadata"]["nitro-provision"]["Releases"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|r| Release {
+                    pcrs: r
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(k, v)| {
+                            Some((
+                                k.strip_prefix("PCR")?.parse().ok()?,
+                                v.as_str()?.to_string(),
+                            ))
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Deployed {
+        pcrs,
+        key_policy,
+        releases,
+    })
+}
+
+/// The releases this apply admits (see `rotation`) and the rendering that goes with them.
+pub fn rotate(
+    prepared: Prepared,
+    deployed: Option<&Deployed>,
+    keep_old: bool,
+) -> anyhow::Result<(Prepared, Rotation)> {
+    let new = prepared.new_release();
+    let (releases, running) = match deployed {
+        Some(d) => (d.releases.clone(), Some(d.running())),
+        None => (Vec::new(), None),
+    };
+    let rotation = plan_rotation(&releases, running.as_ref(), &new, keep_old);
+    let prepared = if rotation.admit == [new] {
+        prepared
+    } else {
+        prepared.with_releases(rotation.admit.clone())?
+    };
+    Ok((prepared, rotation))
 }
 
 /// Creates the change set and the plan document.
 pub async fn plan(
     loaded: &Loaded,
-    prepared: &Prepared,
+    prepared: Prepared,
     aws: &Aws,
     args: &AwsArgs,
+    keep_old_release: bool,
 ) -> anyhow::Result<OnlinePlan> {
     let c = &loaded.config;
     aws.check_account(&c.account).await?;
@@ -87,6 +148,11 @@ pub async fn plan(
         discard_review_stack(aws, review, args).await?;
     }
     let live = existing.as_ref().filter(|s| !s.is_empty_review());
+    let before = match live {
+        Some(l) => Some(deployed(aws, l).await?),
+        None => None,
+    };
+    let (prepared, rotation) = rotate(prepared, before.as_ref(), keep_old_release)?;
     // A live stack (even one left in the bootstrap phase by an interrupted first apply) goes to
     // the full phase; a new one starts with the bucket only.
     let phase = if live.is_some() { "full" } else { "bootstrap" };
@@ -127,12 +193,11 @@ pub async fn plan(
             );
         }
     }
-    if let Some(live) = live {
-        let before = deployed(aws, live).await?;
+    if let Some(before) = &before {
         plan.pcr_changes = pcr_changes(&before.pcrs, &prepared.rendered.pinned_pcrs);
         if before.key_policy.as_ref() != Some(&prepared.rendered.key_policy) {
             plan.key_policy_change = Some(key_policy_change(
-                before.key_policy,
+                before.key_policy.clone(),
                 &prepared.rendered.key_policy,
             ));
         }
@@ -147,6 +212,8 @@ pub async fn plan(
             };
             return Ok(OnlinePlan {
                 plan,
+                prepared,
+                rotation,
                 saved: None,
                 stack: existing,
             });
@@ -186,9 +253,20 @@ pub async fn plan(
             })
             .collect(),
         created_at_unix: unix_now(),
+        keep_old_release,
+        finish_rotation: rotation.then_finish,
     };
+    if rotation.admit.len() > 1 {
+        plan.warnings.push(if rotation.then_finish {
+            "rotation: the key policy admits the running and the new release; after the instances roll, apply drops the old one in a second step".to_string()
+        } else {
+            "rotation: the key policy admits the running and the new release, and keeps both (--keep-old-release); a later apply drops the old one".to_string()
+        });
+    }
     Ok(OnlinePlan {
         plan,
+        prepared,
+        rotation,
         saved: Some(saved),
         stack: existing,
     })

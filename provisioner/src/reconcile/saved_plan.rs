@@ -26,6 +26,10 @@ pub struct SavedPlan {
     pub config_sha256: String,
     pub artifacts: Vec<ArtifactRecord>,
     pub created_at_unix: u64,
+    /// Planned with `--keep-old-release`: a rotation keeps both releases admitted.
+    pub keep_old_release: bool,
+    /// After the change set, drop the old release in a second step (a rotation).
+    pub finish_rotation: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +123,8 @@ mod tests {
             config_sha256: "c".into(),
             artifacts: vec![],
             created_at_unix: 0,
+            keep_old_release: false,
+            finish_rotation: false,
         }
     }
 

@@ -389,6 +389,9 @@ impl Deployment {
             "health_check_grace_secs": c.supervisor.boot_grace_secs.max(60) + 240,
             "supervisor_port": c.supervisor.port,
             "pinned_pcrs_text": self.pinned_pcrs_text(),
+            "releases": self.releases.iter().map(|r| {
+                r.pcrs.iter().map(|(i, v)| (format!("PCR{i}"), v.clone())).collect::<BTreeMap<_, _>>()
+            }).collect::<Vec<_>>(),
         })
     }
 }
