@@ -64,6 +64,11 @@ pub enum Command {
     Render(RenderArgs),
     /// Build the EIF from the pinned inputs: NAME.eif, measurements.json, build-manifest.json.
     Build(BuildArgs),
+    /// Rebuild the EIF from the pinned inputs and compare its PCRs (exit 1 on any mismatch).
+    Verify(commands::verify::VerifyArgs),
+    /// Low-level EIF tools: describe, pcr, ramdisk, assemble.
+    #[command(subcommand)]
+    Eif(commands::eif::EifCommand),
     /// Show what apply would do (a CloudFormation change set, never executed).
     Plan(PlanArgs),
     /// Upload the artifacts and execute the plan (a saved plan, or a fresh one after confirmation).
@@ -176,6 +181,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status => commands::status::run(&ctx),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
         Command::Attest(cmd) => commands::attest::run(&cmd),
+        Command::Verify(args) => commands::verify::run(&ctx, &args),
+        Command::Eif(cmd) => commands::eif::run(&cmd),
     }
 }
 

@@ -6,11 +6,13 @@ pub mod attest;
 pub mod aws_args;
 pub mod build;
 pub mod destroy;
+pub mod eif;
 pub mod plan;
 pub mod policy;
 pub mod render;
 pub mod status;
 pub mod validate;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -27,7 +27,6 @@ mod source;
 mod tree;
 
 pub use config::{Command, ImageConfig};
-pub use path::normalize;
 pub use ramdisk::{write_customer_ramdisk, CustomerRamdisk, ExtraFile};
 pub use source::{open_image, ImageSource, OpenedImage, Platform};
 pub use tree::{Node, NodeKind, Tree};
