@@ -23,6 +23,8 @@ pub const RUNTIME_PATH_IN_IMAGE: &str = "/nitro-provision/enclave-runtime";
 pub const RUNTIME_CONFIG_IN_IMAGE: &str = companion_config::RUNTIME_CONFIG_PATH;
 /// Stand-in blobs start with this marker; PCRs built from them are not deployable.
 pub const STANDIN_MARKER: &[u8] = b"STAND-IN FIXTURE";
+/// Shown wherever PCRs of a stand-in build are reported.
+pub const STANDIN_WARNING: &str = "built from STAND-IN kernel blobs (test fixtures): these PCRs are reproducible but the EIF does not boot and is not deployable";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

@@ -1,6 +1,7 @@
 //! `build`: the EIF and its measurements from the pinned inputs.
 
 use super::Context;
+use crate::build::STANDIN_WARNING;
 use crate::cli::{BuildArgs, Exit};
 use crate::progress::BuildProgress;
 
@@ -33,11 +34,7 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
         args.out.join("build-manifest.json").display()
     );
     if built.standin {
-        eprintln!("{}", ctx.style.warn(STANDIN_WARNING));
+        eprintln!("{}", ctx.style.warn(&format!("warning: {STANDIN_WARNING}")));
     }
     Ok(Exit::Success)
 }
-
-/// Printed wherever PCRs of a stand-in build are shown.
-pub const STANDIN_WARNING: &str =
-    "warning: built from STAND-IN kernel blobs (test fixtures): these PCRs are reproducible but the EIF does not boot and is not deployable";

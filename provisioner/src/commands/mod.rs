@@ -77,11 +77,7 @@ impl Context {
             ));
         }
         if built.as_ref().is_some_and(|b| b.standin) {
-            warnings.push(
-                self::build::STANDIN_WARNING
-                    .trim_start_matches("warning: ")
-                    .to_string(),
-            );
+            warnings.push(crate::build::STANDIN_WARNING.to_string());
         }
         let rendered = self.render(loaded, artifacts_of(built.as_ref(), supervisor_sha256))?;
         Ok((rendered, warnings))

@@ -199,7 +199,15 @@ fn rendered(
         let progress = crate::progress::BuildProgress::new();
         let built = crate::build::build(loaded, &super::aws_args::build_dir(loaded), &progress);
         progress.finish();
-        vec![release_of(&built?)]
+        let built = built?;
+        if built.standin {
+            eprintln!(
+                "{}",
+                ctx.style
+                    .warn(&format!("warning: {}", crate::build::STANDIN_WARNING))
+            );
+        }
+        vec![release_of(&built)]
     } else {
         releases
             .iter()

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::build::STANDIN_WARNING;
 use super::Context;
+use crate::build::STANDIN_WARNING;
 use crate::cli::Exit;
 use crate::progress::BuildProgress;
 
@@ -83,7 +83,7 @@ pub fn run(ctx: &Context, a: &VerifyArgs) -> anyhow::Result<Exit> {
         }
     }
     if built.standin {
-        eprintln!("{}", ctx.style.warn(STANDIN_WARNING));
+        eprintln!("{}", ctx.style.warn(&format!("warning: {STANDIN_WARNING}")));
     }
     if mismatches > 0 {
         println!("{mismatches} PCR(s) differ: do not approve a policy for these measurements.");

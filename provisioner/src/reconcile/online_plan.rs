@@ -171,27 +171,40 @@ pub async fn plan(
         tags: stack_tags(dep),
         create: live.is_none(),
     };
-    let outcome = stack::create_change_set(aws, &request, args.poll).await?;
     let mut plan = Plan::offline(&prepared.rendered);
-    plan.mode = "online";
-    plan.warnings.retain(|w| !w.contains("not built"));
-    if prepared.built.standin {
-        plan.warnings.push(
-            "the EIF was built from STAND-IN kernel blobs: its PCRs are reproducible but it will not boot; do not deploy it".into(),
-        );
-    }
-    for a in plan.artifacts.iter_mut() {
-        if let Some(key) = &a.key {
-            a.present = Some(
+    // Independent calls run together: the change set (which CloudFormation takes a while to
+    // compute) and the artifact look-ups.
+    let present = |key: Option<String>| async move {
+        match key {
+            Some(k) => Some(
                 aws.s3
                     .head_object()
                     .bucket(&dep.bucket)
-                    .key(key)
+                    .key(k)
                     .send()
                     .await
                     .is_ok(),
-            );
+            ),
+            None => None,
         }
+    };
+    let (outcome, eif_present, supervisor_present) = tokio::join!(
+        stack::create_change_set(aws, &request, args.poll),
+        present(dep.eif_key()),
+        present(dep.supervisor_key()),
+    );
+    let outcome = outcome?;
+    for a in plan.artifacts.iter_mut() {
+        a.present = if a.name == "eif" {
+            eif_present
+        } else {
+            supervisor_present
+        };
+    }
+    plan.mode = "online";
+    plan.warnings.retain(|w| !w.contains("not built"));
+    if prepared.built.standin {
+        plan.warnings.push(crate::build::STANDIN_WARNING.into());
     }
     if let Some(before) = &before {
         plan.pcr_changes = pcr_changes(&before.pcrs, &prepared.rendered.pinned_pcrs);
