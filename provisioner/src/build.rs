@@ -41,6 +41,33 @@ pub enum BuildError {
     RuntimeMissing(PathBuf),
     #[error(transparent)]
     Eif(#[from] nitro_eif::BuildError),
+    #[error("{}: not a nitro-cli measurements file: {message}", path.display())]
+    Measurements { path: PathBuf, message: String },
+}
+
+/// PCR index → lowercase hex of a build's measurements (PCR8 only when signed).
+pub fn pcr_map(m: &Measurements) -> std::collections::BTreeMap<u8, String> {
+    let mut pcrs = std::collections::BTreeMap::from([
+        (0, m.pcr0.to_hex()),
+        (1, m.pcr1.to_hex()),
+        (2, m.pcr2.to_hex()),
+    ]);
+    if let Some(p8) = &m.pcr8 {
+        pcrs.insert(8, p8.to_hex());
+    }
+    pcrs
+}
+
+/// Reads a nitro-cli-shaped `measurements.json` (what key holders exchange) into its PCR map.
+pub fn read_measurements(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<u8, String>, BuildError> {
+    let text = fs::read_to_string(path).map_err(io_at(path))?;
+    let m = Measurements::from_json(&text).map_err(|e| BuildError::Measurements {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(pcr_map(&m))
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {

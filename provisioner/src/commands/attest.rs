@@ -115,15 +115,8 @@ fn decode(raw: &[u8]) -> Vec<u8> {
 fn policy(a: &VerifyArgs) -> anyhow::Result<nitro_attestation::Policy> {
     let mut expected: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
     if let Some(path) = &a.expect {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let m = nitro_eif::pcr::Measurements::from_json(&text)
-            .with_context(|| format!("{}: not a measurements file", path.display()))?;
-        expected.insert(0, m.pcr0.0.to_vec());
-        expected.insert(1, m.pcr1.0.to_vec());
-        expected.insert(2, m.pcr2.0.to_vec());
-        if let Some(p8) = m.pcr8 {
-            expected.insert(8, p8.0.to_vec());
+        for (i, pcr) in crate::build::read_measurements(path)? {
+            expected.insert(i, hex::decode(pcr)?);
         }
     }
     for spec in &a.pcrs {

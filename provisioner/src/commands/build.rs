@@ -14,16 +14,8 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
     println!("{}", built.eif.display());
     println!("  size     {} bytes", built.eif_size);
     println!("  sha384   {}", built.eif_sha384);
-    let m = &built.measurements;
-    for (name, pcr) in [
-        ("PCR0", Some(&m.pcr0)),
-        ("PCR1", Some(&m.pcr1)),
-        ("PCR2", Some(&m.pcr2)),
-        ("PCR8", m.pcr8.as_ref()),
-    ] {
-        if let Some(p) = pcr {
-            println!("  {name}     {}", p.to_hex());
-        }
+    for (i, pcr) in crate::build::pcr_map(&built.measurements) {
+        println!("  PCR{i:<6} {pcr}");
     }
     println!(
         "  measurements  {}",

@@ -155,16 +155,8 @@ fn describe(a: &DescribeArgs) -> anyhow::Result<Exit> {
             }
         );
         println!("Measurements (recomputed):");
-        let m = &d.measurements;
-        for (name, p) in [
-            ("PCR0", Some(&m.pcr0)),
-            ("PCR1", Some(&m.pcr1)),
-            ("PCR2", Some(&m.pcr2)),
-            ("PCR8", m.pcr8.as_ref()),
-        ] {
-            if let Some(p) = p {
-                println!("  {name}  {}", p.to_hex());
-            }
+        for (i, pcr) in crate::build::pcr_map(&d.measurements) {
+            println!("  PCR{i:<2} {pcr}");
         }
         if let Some(sig) = &d.signature {
             println!("Signature: {sig:?}");

@@ -170,19 +170,9 @@ fn read_policy(path: &Path) -> anyhow::Result<kms_policy::Policy> {
 }
 
 fn read_release(path: &Path) -> anyhow::Result<Release> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let m = nitro_eif::pcr::Measurements::from_json(&text)
-        .with_context(|| format!("{}: not a measurements file", path.display()))?;
-    let mut pcrs = std::collections::BTreeMap::from([
-        (0, m.pcr0.to_hex()),
-        (1, m.pcr1.to_hex()),
-        (2, m.pcr2.to_hex()),
-    ]);
-    if let Some(p8) = m.pcr8 {
-        pcrs.insert(8, p8.to_hex());
-    }
-    Ok(Release { pcrs })
+    Ok(Release {
+        pcrs: crate::build::read_measurements(path)?,
+    })
 }
 
 /// The policy for the given releases (default: the current build's), guards included.
@@ -286,15 +276,7 @@ fn apply(ctx: &Context, loaded: &Loaded, a: &ApplyArgs) -> anyhow::Result<Exit> 
     };
     for access in kms_policy::explain(&live).access {
         for release in access.releases {
-            let running: kms_policy::PcrSet = release
-                .iter()
-                .filter_map(|(i, v)| {
-                    Some((
-                        kms_policy::PcrIndex::new(u32::from(*i)).ok()?,
-                        v.parse().ok()?,
-                    ))
-                })
-                .collect();
+            let running = Release { pcrs: release }.pcr_set()?;
             kms_policy::check_rotation(&live, &proposed.policy, &running, &overrides)?;
         }
     }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use super::Context;
@@ -32,18 +31,7 @@ pub fn run(ctx: &Context, a: &VerifyArgs) -> anyhow::Result<Exit> {
     let loaded = ctx.load()?;
     let mut expected: BTreeMap<u8, String> = BTreeMap::new();
     if let Some(path) = &a.expect {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let m = nitro_eif::pcr::Measurements::from_json(&text)
-            .with_context(|| format!("{}: not a measurements file", path.display()))?;
-        expected.extend([
-            (0, m.pcr0.to_hex()),
-            (1, m.pcr1.to_hex()),
-            (2, m.pcr2.to_hex()),
-        ]);
-        if let Some(p) = m.pcr8 {
-            expected.insert(8, p.to_hex());
-        }
+        expected.extend(crate::build::read_measurements(path)?);
     }
     for (i, v) in [(0, &a.pcr0), (1, &a.pcr1), (2, &a.pcr2), (8, &a.pcr8)] {
         if let Some(v) = v {
@@ -58,16 +46,7 @@ pub fn run(ctx: &Context, a: &VerifyArgs) -> anyhow::Result<Exit> {
     let built = crate::build::build(&loaded, dir.path(), &progress);
     progress.finish();
     let built = built?;
-    let m = &built.measurements;
-    let actual: BTreeMap<u8, String> = [
-        (0, Some(&m.pcr0)),
-        (1, Some(&m.pcr1)),
-        (2, Some(&m.pcr2)),
-        (8, m.pcr8.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(i, p)| Some((i, p?.to_hex())))
-    .collect();
+    let actual = crate::build::pcr_map(&built.measurements);
     let mut mismatches = 0;
     for (i, want) in &expected {
         match actual.get(i) {

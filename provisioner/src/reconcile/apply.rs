@@ -156,16 +156,7 @@ pub async fn apply_saved(
         let live_policy = kms_policy::Policy::from_json(&prepared.rendered.key_policy.to_string())?;
         let finished = prepared.with_releases(vec![new.clone()])?;
         let proposed = kms_policy::Policy::from_json(&finished.rendered.key_policy.to_string())?;
-        let running: kms_policy::PcrSet = new
-            .pcrs
-            .iter()
-            .filter_map(|(i, v)| {
-                Some((
-                    kms_policy::PcrIndex::new(u32::from(*i)).ok()?,
-                    v.parse().ok()?,
-                ))
-            })
-            .collect();
+        let running = new.pcr_set()?;
         kms_policy::check_rotation(&live_policy, &proposed, &running, &Default::default())?;
         say("rotation: the new release runs; dropping the old release from the key policy");
         update(aws, &finished, saved, args, sink).await?;

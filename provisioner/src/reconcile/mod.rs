@@ -144,16 +144,9 @@ pub fn artifacts_of(built: Option<&Built>, supervisor_sha256: Option<String>) ->
 
 /// The release a build produces: its PCRs, as the key policy pins them.
 pub fn release_of(built: &Built) -> Release {
-    let m = &built.measurements;
-    let mut pcrs = BTreeMap::from([
-        (0, m.pcr0.to_hex()),
-        (1, m.pcr1.to_hex()),
-        (2, m.pcr2.to_hex()),
-    ]);
-    if let Some(p8) = &m.pcr8 {
-        pcrs.insert(8, p8.to_hex());
+    Release {
+        pcrs: build::pcr_map(&built.measurements),
     }
-    Release { pcrs }
 }
 
 /// Template parameters passed explicitly (none: every value is rendered in, and parameters

@@ -148,13 +148,8 @@ impl Deployment {
                 // PCR3 measures the parent's IAM role: known from the role ARN alone.
                 pcrs.entry(3)
                     .or_insert_with(|| kms_policy::pcr3_for_role_arn(&self.role_arn).to_hex());
-                let set = pcrs
-                    .iter()
-                    .map(|(i, v)| {
-                        let index = kms_policy::PcrIndex::new(u32::from(*i))?;
-                        Ok((index, v.parse::<kms_policy::PcrValue>()?))
-                    })
-                    .collect::<Result<kms_policy::PcrSet, kms_policy::PcrError>>()
+                let set = Release { pcrs }
+                    .pcr_set()
                     .map_err(kms_policy::RenderError::from)?;
                 Ok(kms_policy::Release::new(set)?.pinned(&pinned)?)
             })

@@ -49,6 +49,21 @@ pub struct Release {
     pub pcrs: BTreeMap<u8, String>,
 }
 
+impl Release {
+    /// The same registers in the policy crate's checked types.
+    pub fn pcr_set(&self) -> Result<kms_policy::PcrSet, kms_policy::PcrError> {
+        self.pcrs
+            .iter()
+            .map(|(i, v)| {
+                Ok((
+                    kms_policy::PcrIndex::new(u32::from(*i))?,
+                    v.parse::<kms_policy::PcrValue>()?,
+                ))
+            })
+            .collect()
+    }
+}
+
 /// Digests of what `apply` uploads; `None` until the artifact is built.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Artifacts {
