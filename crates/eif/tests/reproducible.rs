@@ -1,5 +1,5 @@
 //! Two builds of the same pinned inputs on differently set-up "machines" give identical bytes.
-//! One test per binary: it changes process-wide state (cwd, umask, TZ).
+//! One test per binary: it changes process-wide state (cwd, umask, TZ, locale).
 
 mod common;
 
@@ -45,6 +45,7 @@ fn build(
     base: &Path,
     umask: libc::mode_t,
     tz: &str,
+    locale: &str,
     mtime: SystemTime,
     src: &Path,
     signed: bool,
@@ -56,7 +57,8 @@ fn build(
         libc::umask(umask);
     }
     std::env::set_var("TZ", tz);
-    std::env::set_var("LC_ALL", "C.UTF-8");
+    std::env::set_var("LC_ALL", locale);
+    std::env::set_var("LANG", locale);
     // Relative paths: the build must not depend on where it runs.
     let mut spec = common::build_spec(Path::new("."), Path::new("bzImage"));
     // build_spec regenerated the OCI layout in place; give it the odd mtimes too.
@@ -74,7 +76,7 @@ fn build(
 }
 
 #[test]
-fn builds_are_bit_identical_across_dirs_umask_tz_and_mtimes() {
+fn builds_are_bit_identical_across_dirs_umask_tz_locale_and_mtimes() {
     let src = tempfile::tempdir().unwrap();
     let s = src.path();
     std::fs::write(s.join("bzImage"), vec![0x42; 100_000]).unwrap();
@@ -118,6 +120,7 @@ fn builds_are_bit_identical_across_dirs_umask_tz_and_mtimes() {
             &a.path().join(signed.to_string()),
             0o022,
             "UTC",
+            "C.UTF-8",
             t1,
             s,
             signed,
@@ -126,6 +129,7 @@ fn builds_are_bit_identical_across_dirs_umask_tz_and_mtimes() {
             &b.path().join(signed.to_string()),
             0o077,
             "Pacific/Chatham",
+            "de_DE.ISO-8859-1",
             t2,
             s,
             signed,
