@@ -15,7 +15,7 @@ use crate::sign::{SignError, Signer};
 
 /// Data is hashed and written in chunks of this size.
 const CHUNK: usize = 1 << 20;
-/// Chunks in flight to the PCR0 hashing thread; bounds memory to a few chunks.
+/// Chunks in flight to each hashing thread; bounds memory to a few chunks.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,30 +26,37 @@ pub enum WriteError {
     TooManySections,
     #[error("the kernel command line contains a NUL byte")]
     CmdlineNul,
-    #[error("the PCR0 hashing thread failed")]
+    #[error("a PCR hashing thread failed")]
     HasherThread,
     #[error(transparent)]
     Sign(#[from] SignError),
 }
 
-/// PCR0 covers every measured byte, so it is hashed on its own thread while the caller's thread
-/// hashes PCR1 or PCR2: on two cores the two SHA-384 passes cost about one.
-struct Pcr0Thread {
+/// A PCR hashed on its own thread. PCR0 covers every measured byte and PCR1/PCR2 cover the
+/// same section data again: each gets a thread, so the two SHA-384 passes run beside each other
+/// and beside the producer (reading, cpio, write, CRC) instead of after it.
+struct HashThread {
     tx: SyncSender<Arc<Vec<u8>>>,
     handle: JoinHandle<PcrHasher>,
 }
 
-impl Pcr0Thread {
-    fn spawn() -> Self {
+impl HashThread {
+    /// Continues `hasher` on a new thread.
+    fn spawn(mut hasher: PcrHasher) -> Self {
         let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(CHUNKS_IN_FLIGHT);
         let handle = std::thread::spawn(move || {
-            let mut h = PcrHasher::new();
             for chunk in rx {
-                h.update(&chunk);
+                hasher.update(&chunk);
             }
-            h
+            hasher
         });
-        Pcr0Thread { tx, handle }
+        HashThread { tx, handle }
+    }
+
+    /// Waits for every sent chunk to be hashed and returns the hasher.
+    fn join(self) -> Result<PcrHasher, WriteError> {
+        drop(self.tx);
+        self.handle.join().map_err(|_| WriteError::HasherThread)
     }
 }
 
@@ -69,7 +76,7 @@ pub struct EifWriter<W: Write + Seek> {
     crc: crc32fast::Hasher,
     sections: Vec<(SectionType, u64, u64)>,
     /// `None` only once `finish` has joined the thread.
-    pcr0: Option<Pcr0Thread>,
+    pcr0: Option<HashThread>,
     pcr1: PcrHasher,
     pcr2: PcrHasher,
     flags: u16,
@@ -82,7 +89,7 @@ pub struct SectionSink<'a, W: Write> {
     len: u64,
     crc: crc32fast::Hasher,
     pcr0: &'a SyncSender<Arc<Vec<u8>>>,
-    extra: &'a mut PcrHasher,
+    extra: &'a SyncSender<Arc<Vec<u8>>>,
 }
 
 impl<W: Write> SectionSink<'_, W> {
@@ -94,10 +101,9 @@ impl<W: Write> SectionSink<'_, W> {
         self.out.write_all(&chunk)?;
         self.crc.update(&chunk);
         self.len += chunk.len() as u64;
-        self.pcr0
-            .send(Arc::clone(&chunk))
-            .map_err(|_| io::Error::other("the PCR0 hashing thread stopped"))?;
-        self.extra.update(&chunk);
+        let stopped = |_| io::Error::other("a PCR hashing thread stopped");
+        self.pcr0.send(Arc::clone(&chunk)).map_err(stopped)?;
+        self.extra.send(chunk).map_err(stopped)?;
         Ok(())
     }
 }
@@ -137,7 +143,7 @@ impl<W: Write + Seek> EifWriter<W> {
             pos: HEADER_SIZE as u64,
             crc: crc32fast::Hasher::new(),
             sections: Vec::new(),
-            pcr0: Some(Pcr0Thread::spawn()),
+            pcr0: Some(HashThread::spawn(PcrHasher::new())),
             pcr1: PcrHasher::new(),
             pcr2: PcrHasher::new(),
             flags: arch.flags(),
@@ -170,11 +176,11 @@ impl<W: Write + Seek> EifWriter<W> {
 
     /// Signs PCR0 if asked, writes the header with the final CRC, and returns the measurements.
     pub fn finish(mut self, signer: Option<&Signer>) -> Result<(W, Measurements), WriteError> {
-        let Pcr0Thread { tx, handle } = self.pcr0.take().ok_or(WriteError::HasherThread)?;
-        drop(tx);
-        let pcr0 = handle
-            .join()
-            .map_err(|_| WriteError::HasherThread)?
+        let pcr0 = self
+            .pcr0
+            .take()
+            .ok_or(WriteError::HasherThread)?
+            .join()?
             .finish();
         let mut pcr8 = None;
         if let Some(signer) = signer {
@@ -263,17 +269,22 @@ impl<W: Write + Seek> EifWriter<W> {
             Extra::Pcr1 => &mut self.pcr1,
             Extra::Pcr2 => &mut self.pcr2,
         };
+        let extra_thread = HashThread::spawn(std::mem::take(extra));
         let mut sink = SectionSink {
             out: &mut self.out,
             buf: Vec::with_capacity(CHUNK),
             len: 0,
             crc: crc32fast::Hasher::new(),
             pcr0: &self.pcr0.as_ref().ok_or(WriteError::HasherThread)?.tx,
-            extra,
+            extra: &extra_thread.tx,
         };
-        produce(&mut sink)?;
-        sink.flush_chunk().map_err(WriteError::Io)?;
+        let produced = produce(&mut sink);
+        let flushed = sink.flush_chunk();
         let (len, data_crc) = (sink.len, sink.crc);
+        // Join before reporting a producer error, so no thread outlives the section.
+        *extra = extra_thread.join()?;
+        produced?;
+        flushed.map_err(WriteError::Io)?;
         let header = section_header_bytes(kind, len);
         let end = offset + SECTION_HEADER_SIZE as u64 + len;
         let patch = |out: &mut W| -> io::Result<()> {
