@@ -23,7 +23,7 @@ use nitro_provision::reconcile::saved_plan::{SavedPlan, FORMAT_VERSION};
 use nitro_provision::reconcile::{
     apply, online_plan, parameters, parameters_sha256, AwsArgs, Prepared,
 };
-use nitro_provision::render::{Release, Templates};
+use nitro_provision::render::Templates;
 
 struct Quiet;
 impl EventSink for Quiet {

@@ -356,7 +356,7 @@ fn check_enclave(k: &mut Checker, c: &Config, shape: Option<(Arch, u32, u64)>) {
             format!("must be at least 2, got {}", e.cpu_count),
             None,
         );
-    } else if e.cpu_count % 2 != 0 && !matches!(shape, Some((Arch::Arm64, ..))) {
+    } else if !e.cpu_count.is_multiple_of(2) && !matches!(shape, Some((Arch::Arm64, ..))) {
         k.err(
             &p("enclave.cpu_count"),
             format!(

@@ -151,7 +151,7 @@ impl Deployment {
                 let set = Release { pcrs }
                     .pcr_set()
                     .map_err(kms_policy::RenderError::from)?;
-                Ok(kms_policy::Release::new(set)?.pinned(&pinned)?)
+                kms_policy::Release::new(set)?.pinned(&pinned)
             })
             .collect::<Result<Vec<_>, kms_policy::RenderError>>()?;
         let writers = if c.kms.writers.is_empty() {
