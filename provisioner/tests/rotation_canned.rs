@@ -58,41 +58,32 @@ fn rotate(keep_old: bool) -> (Vec<String>, Vec<String>, Prepared) {
     let config = harness::example_deployment(dir.path());
     let loaded = nitro_provision::config::load(&config).unwrap();
     let templates = Templates::load(None).unwrap();
-    let prepared = Prepared::new(
-        &loaded,
-        &templates,
-        None,
-        &dir.path().join("build"),
-        &nitro_eif::NoProgress,
-    )
-    .unwrap();
+    let build_dir = dir.path().join("build");
+    // The same build every time (the second and later calls reuse it by fingerprint).
+    let prepare = || {
+        Prepared::new(
+            &loaded,
+            &templates,
+            None,
+            &build_dir,
+            &nitro_eif::NoProgress,
+        )
+        .unwrap()
+    };
+    let prepared = prepare();
     let new = prepared.new_release();
     let mut old = new.clone();
     old.pcrs.insert(2, "ab".repeat(48));
     old.pcrs.insert(0, "cd".repeat(48));
     // What CloudFormation holds: the same deployment, admitting and running the old release.
-    let deployed = Prepared::new(
-        &loaded,
-        &templates,
-        None,
-        &dir.path().join("build"),
-        &nitro_eif::NoProgress,
-    )
-    .unwrap()
-    .with_releases(vec![old.clone()])
-    .unwrap()
-    .rendered
-    .template;
+    let deployed = prepare()
+        .with_releases(vec![old.clone()])
+        .unwrap()
+        .rendered
+        .template;
     // What the reviewed plan contained: both releases (its template hash is checked).
     let (planned, rotation) = {
-        let p = Prepared::new(
-            &loaded,
-            &templates,
-            None,
-            &dir.path().join("build"),
-            &nitro_eif::NoProgress,
-        )
-        .unwrap();
+        let p = prepare();
         let before = online_plan::Deployed {
             pcrs: old.pcrs.clone(),
             key_policy: None,
@@ -222,14 +213,7 @@ fn rotate(keep_old: bool) -> (Vec<String>, Vec<String>, Prepared) {
         .enable_all()
         .build()
         .unwrap();
-    let prepared = Prepared::new(
-        &loaded,
-        &templates,
-        None,
-        &dir.path().join("build"),
-        &nitro_eif::NoProgress,
-    )
-    .unwrap();
+    let prepared = prepare();
     rt.block_on(apply::apply_saved(
         &loaded, prepared, &saved, &aws, &args, keep_old, &Quiet, &say,
     ))
