@@ -57,18 +57,11 @@ fn rotate(keep_old: bool) -> (Vec<String>, Vec<String>, Prepared) {
     let dir = tempfile::tempdir().unwrap();
     let config = harness::example_deployment(dir.path());
     let loaded = nitro_provision::config::load(&config).unwrap();
-    let templates = Templates::load(None).unwrap();
     let build_dir = dir.path().join("build");
     // The same build every time (the second and later calls reuse it by fingerprint).
     let prepare = || {
-        Prepared::new(
-            &loaded,
-            &templates,
-            None,
-            &build_dir,
-            &nitro_eif::NoProgress,
-        )
-        .unwrap()
+        let templates = Templates::load(None).unwrap();
+        Prepared::new(&loaded, templates, &build_dir, &nitro_eif::NoProgress).unwrap()
     };
     let prepared = prepare();
     let new = prepared.new_release();

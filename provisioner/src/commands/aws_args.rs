@@ -40,13 +40,7 @@ pub fn build_dir(loaded: &Loaded) -> PathBuf {
 pub fn prepare(ctx: &Context, loaded: &Loaded) -> anyhow::Result<Prepared> {
     let templates = Templates::load(ctx.templates.as_deref())?;
     let progress = BuildProgress::new();
-    let prepared = Prepared::new(
-        loaded,
-        &templates,
-        ctx.templates.as_deref(),
-        &build_dir(loaded),
-        &progress,
-    );
+    let prepared = Prepared::new(loaded, templates, &build_dir(loaded), &progress);
     progress.finish();
     prepared
 }

@@ -56,8 +56,7 @@ impl Prepared {
     /// Builds (or reuses) the EIF under `build_dir`, hashes the supervisor, renders.
     pub fn new(
         loaded: &Loaded,
-        templates: &Templates,
-        templates_dir: Option<&Path>,
+        templates: Templates,
         build_dir: &Path,
         progress: &dyn nitro_eif::Progress,
     ) -> anyhow::Result<Self> {
@@ -71,10 +70,10 @@ impl Prepared {
         })?;
         let artifacts = artifacts_of(Some(&built), Some(supervisor_sha256.clone()));
         let dep = Deployment::new(loaded.config.clone(), artifacts);
-        let rendered = render::render(templates, &dep)?;
+        let rendered = render::render(&templates, &dep)?;
         let template_sha256 = hex::encode(Sha256::digest(rendered.template.as_bytes()));
         Ok(Prepared {
-            templates: Templates::load(templates_dir)?,
+            templates,
             built,
             supervisor,
             supervisor_sha256,
