@@ -207,9 +207,10 @@ fn rotate(keep_old: bool) -> (Vec<String>, Vec<String>, Prepared) {
         .build()
         .unwrap();
     let prepared = prepare();
-    rt.block_on(apply::apply_saved(
-        &loaded, prepared, &saved, &aws, &args, keep_old, &Quiet, &say,
-    ))
+    rt.block_on(async {
+        let prepared = apply::check_saved(&loaded, prepared, &saved, &aws).await?;
+        apply::apply_plan(prepared, &saved, &aws, &args, keep_old, &Quiet, &say).await
+    })
     .unwrap();
     let created = created.lock().unwrap().clone();
     let said = said.lock().unwrap().clone();

@@ -18,7 +18,11 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<Exit> {
     let applied = rt.block_on(async {
         let aws = aws_args.connect(&loaded.config.region).await;
         let (saved, prepared) = match &args.plan {
-            Some(path) => (SavedPlan::load(path)?, prepared),
+            Some(path) => {
+                let saved = SavedPlan::load(path)?;
+                let prepared = apply::check_saved(&loaded, prepared, &saved, &aws).await?;
+                (saved, prepared)
+            }
             None => {
                 let online =
                     online_plan::plan(&loaded, prepared, &aws, &aws_args, args.keep_old_release)
@@ -43,8 +47,7 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<Exit> {
             }
         };
         let sink = EventLines::new(&format!("applying {}", saved.stack_name));
-        let result = apply::apply_saved(
-            &loaded,
+        let result = apply::apply_plan(
             prepared,
             &saved,
             &aws,

@@ -96,24 +96,17 @@ pub async fn execute(
     Ok(finished)
 }
 
-/// Applies a saved plan: refuses it when stale, then uploads and executes exactly its change set.
-/// A new stack goes through the bootstrap phase first (the bucket), so that no instance starts
-/// before its artifacts are in S3. A rotation then drops the old release in a second step,
-/// unless `keep_old_release`.
-#[allow(clippy::too_many_arguments)]
-pub async fn apply_saved(
+/// Checks a plan loaded from a file against what would be applied now: re-derives the releases
+/// exactly as the plan did (the deployed stack cannot have changed, or the change set is
+/// OBSOLETE), so the template hash proves nothing else changed; refuses a stale plan. Returns
+/// the rendering to apply. A plan made in the same run needs none of this.
+pub async fn check_saved(
     loaded: &Loaded,
     prepared: Prepared,
     saved: &SavedPlan,
     aws: &Aws,
-    args: &AwsArgs,
-    keep_old_release: bool,
-    sink: &dyn EventSink,
-    say: &dyn Fn(&str),
-) -> anyhow::Result<Applied> {
+) -> anyhow::Result<Prepared> {
     aws.check_account(&saved.account).await?;
-    // Re-derive the releases exactly as the plan did (the deployed stack cannot have changed,
-    // or the change set is OBSOLETE), so the template hash proves nothing else changed.
     let live = stack::describe(aws, &saved.stack_name)
         .await?
         .filter(|s| !s.is_empty_review());
@@ -138,6 +131,21 @@ pub async fn apply_saved(
         ))
         .into());
     }
+    Ok(prepared)
+}
+
+/// Uploads and executes exactly the planned change set. A new stack goes through the bootstrap
+/// phase first (the bucket), so that no instance starts before its artifacts are in S3. A
+/// rotation then drops the old release in a second step, unless `keep_old_release`.
+pub async fn apply_plan(
+    prepared: Prepared,
+    saved: &SavedPlan,
+    aws: &Aws,
+    args: &AwsArgs,
+    keep_old_release: bool,
+    sink: &dyn EventSink,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Applied> {
     let uploads;
     if saved.phase == "bootstrap" {
         say("creating the bucket first (bootstrap phase)");
