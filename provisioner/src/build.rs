@@ -165,13 +165,20 @@ fn image_source(loaded: &Loaded) -> ImageSource {
     }
 }
 
-/// The blob directory, with the `cmdline` pin checked here (it is passed to the EIF crate as
-/// text; the other blobs' pins are checked by the build as it reads them), and whether the
-/// blobs are the labelled stand-in fixtures.
-fn verified_blobs(loaded: &Loaded) -> Result<(PathBuf, bool), BuildError> {
+/// The blobs as the build uses them: their directory, the kernel command line (its pin checked
+/// here: it is passed to the EIF crate as text, while the file blobs' pins are checked by the
+/// build as it reads them), and whether they are the labelled stand-in fixtures.
+struct Blobs {
+    dir: PathBuf,
+    cmdline: String,
+    standin: bool,
+}
+
+fn verified_blobs(loaded: &Loaded) -> Result<Blobs, BuildError> {
     let dir = loaded.resolve(&loaded.config.image.blobs.dir);
     let path = dir.join("cmdline");
-    let actual = nitro_eif::sha384_file(&path).map_err(io_at(&path))?;
+    let cmdline = fs::read_to_string(&path).map_err(io_at(&path))?;
+    let actual = hex::encode(Sha384::digest(cmdline.as_bytes()));
     let expected = loaded
         .config
         .image
@@ -193,7 +200,11 @@ fn verified_blobs(loaded: &Loaded) -> Result<(PathBuf, bool), BuildError> {
     let n = fs::File::open(&kernel)
         .and_then(|mut f| f.read(&mut head))
         .map_err(io_at(&kernel))?;
-    Ok((dir, head[..n].starts_with(STANDIN_MARKER)))
+    Ok(Blobs {
+        dir,
+        cmdline,
+        standin: head[..n].starts_with(STANDIN_MARKER),
+    })
 }
 
 /// Pins by the EIF crate's input names.
@@ -254,19 +265,34 @@ fn fingerprint_path(h: &mut Sha256, path: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// SHA-384 and SHA-256 of a file in one streaming pass.
-fn digests(path: &Path) -> Result<(String, String), BuildError> {
+/// Feeds a file to `update` in 1 MiB chunks: never held in memory whole.
+fn stream_file(path: &Path, mut update: impl FnMut(&[u8])) -> Result<(), BuildError> {
     let mut f = fs::File::open(path).map_err(io_at(path))?;
-    let (mut a, mut b) = (Sha384::new(), Sha256::new());
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf).map_err(io_at(path))?;
         if n == 0 {
-            return Ok((hex::encode(a.finalize()), hex::encode(b.finalize())));
+            return Ok(());
         }
-        a.update(&buf[..n]);
-        b.update(&buf[..n]);
+        update(&buf[..n]);
     }
+}
+
+/// SHA-384 and SHA-256 of a file in one streaming pass.
+fn digests(path: &Path) -> Result<(String, String), BuildError> {
+    let (mut a, mut b) = (Sha384::new(), Sha256::new());
+    stream_file(path, |chunk| {
+        a.update(chunk);
+        b.update(chunk);
+    })?;
+    Ok((hex::encode(a.finalize()), hex::encode(b.finalize())))
+}
+
+/// SHA-256 of a file (the supervisor binary: its S3 key and the digest user_data checks).
+pub fn sha256_file(path: &Path) -> Result<String, BuildError> {
+    let mut h = Sha256::new();
+    stream_file(path, |chunk| h.update(chunk))?;
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Builds into `out_dir` (`NAME.eif`, `measurements.json`, `build-manifest.json`), or reuses a
@@ -277,7 +303,7 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<Built, BuildError> {
     let c = &loaded.config;
-    let (blobs, standin) = verified_blobs(loaded)?;
+    let blobs = verified_blobs(loaded)?;
     let runtime = runtime_binary(loaded);
     if !runtime.is_file() {
         return Err(BuildError::RuntimeMissing(runtime));
@@ -288,7 +314,10 @@ pub fn build(
     if let Ok(text) = fs::read_to_string(&record_path) {
         if let Ok(prev) = serde_json::from_str::<Built>(&text) {
             if prev.fingerprint == fp && prev.eif.is_file() {
-                return Ok(Built { standin, ..prev });
+                return Ok(Built {
+                    standin: blobs.standin,
+                    ..prev
+                });
             }
         }
     }
@@ -299,16 +328,14 @@ pub fn build(
         Ok(instance_types::Arch::Arm64) => Arch::Aarch64,
         _ => Arch::X86_64,
     };
-    let cmdline_path = blobs.join("cmdline");
-    let cmdline = fs::read_to_string(&cmdline_path).map_err(io_at(&cmdline_path))?;
     let spec = BuildSpec {
         name: c.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         arch,
-        kernel: blobs.join("bzImage"),
-        cmdline,
-        init: blobs.join("init"),
-        nsm_ko: blobs.join("nsm.ko"),
+        kernel: blobs.dir.join("bzImage"),
+        cmdline: blobs.cmdline,
+        init: blobs.dir.join("init"),
+        nsm_ko: blobs.dir.join("nsm.ko"),
         image: ImageSpec {
             source: image_source(loaded),
             platform: None,
@@ -378,7 +405,7 @@ pub fn build(
         eif_sha256,
         eif_size: output.eif_size,
         measurements: output.measurements,
-        standin,
+        standin: blobs.standin,
         fingerprint: fp,
     };
     let record = serde_json::to_string_pretty(&built).unwrap_or_default();

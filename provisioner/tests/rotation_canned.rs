@@ -64,7 +64,7 @@ fn rotate(keep_old: bool) -> (Vec<String>, Vec<String>, Prepared) {
         Prepared::new(&loaded, templates, &build_dir, &nitro_eif::NoProgress).unwrap()
     };
     let prepared = prepare();
-    let new = prepared.new_release();
+    let new = prepared.new_release.clone();
     let mut old = new.clone();
     old.pcrs.insert(2, "ab".repeat(48));
     old.pcrs.insert(0, "cd".repeat(48));

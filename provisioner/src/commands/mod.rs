@@ -18,11 +18,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::build::BuildError;
 use crate::config::{self, ConfigError, Loaded};
 use crate::output::Style;
 use crate::progress::BuildProgress;
-use crate::reconcile::{artifacts_of, sha256_file};
+use crate::reconcile::{self, artifacts_of};
 use crate::render::{Artifacts, Deployment, Rendered, Templates};
 
 /// Global options every command sees.
@@ -54,32 +53,13 @@ impl Context {
     /// error. Returns the warnings to show.
     pub fn render_offline(&self, loaded: &Loaded) -> anyhow::Result<(Rendered, Vec<String>)> {
         let progress = BuildProgress::new();
-        let built = crate::build::build(loaded, &aws_args::build_dir(loaded), &progress);
+        let local = reconcile::local(loaded, &aws_args::build_dir(loaded), &progress);
         progress.finish();
-        let mut warnings = Vec::new();
-        let built = match built {
-            Ok(b) => Some(b),
-            Err(BuildError::RuntimeMissing(path)) => {
-                warnings.push(format!(
-                    "enclave-runtime not found at {} (run `cargo build --bins`): the EIF cannot be built, PCRs are unknown",
-                    path.display()
-                ));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let supervisor = crate::build::supervisor_binary(loaded);
-        let supervisor_sha256 = sha256_file(&supervisor).ok();
-        if supervisor_sha256.is_none() {
-            warnings.push(format!(
-                "enclave-supervisor not found at {}: its digest is unknown",
-                supervisor.display()
-            ));
-        }
-        if built.as_ref().is_some_and(|b| b.standin) {
-            warnings.push(crate::build::STANDIN_WARNING.to_string());
-        }
-        let rendered = self.render(loaded, artifacts_of(built.as_ref(), supervisor_sha256))?;
-        Ok((rendered, warnings))
+        let local = local?;
+        let rendered = self.render(
+            loaded,
+            artifacts_of(local.built.as_ref(), local.supervisor_sha256),
+        )?;
+        Ok((rendered, local.warnings))
     }
 }

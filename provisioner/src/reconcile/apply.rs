@@ -160,7 +160,7 @@ pub async fn apply_plan(
     if saved.finish_rotation && !keep_old_release {
         // The update above replaced the instances with the new EIF and succeeded: the new
         // release runs, so the old one may go.
-        let new = prepared.new_release();
+        let new = prepared.new_release.clone();
         let live_policy = kms_policy::Policy::from_json(&prepared.rendered.key_policy.to_string())?;
         let finished = prepared.with_releases(vec![new.clone()])?;
         let proposed = kms_policy::Policy::from_json(&finished.rendered.key_policy.to_string())?;

@@ -50,26 +50,90 @@ pub struct Prepared {
     pub supervisor_sha256: String,
     pub rendered: Rendered,
     pub template_sha256: String,
+    /// The build's release as the key policy pins it (whatever `rendered` admits).
+    pub new_release: Release,
+}
+
+/// What exists locally for a deployment: the build, unless the enclave-runtime binary is
+/// missing, and the supervisor's digest, unless its binary is missing — with warnings saying
+/// what is missing or a stand-in.
+pub struct Local {
+    pub built: Option<Built>,
+    pub missing_runtime: Option<PathBuf>,
+    pub supervisor: PathBuf,
+    pub supervisor_sha256: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Builds (or reuses) the EIF under `build_dir` and hashes the supervisor binary. Only a
+/// missing binary is tolerated; any other build problem is an error.
+pub fn local(
+    loaded: &Loaded,
+    build_dir: &Path,
+    progress: &dyn nitro_eif::Progress,
+) -> Result<Local, build::BuildError> {
+    let mut warnings = Vec::new();
+    let (built, missing_runtime) = match build::build(loaded, build_dir, progress) {
+        Ok(b) => (Some(b), None),
+        Err(build::BuildError::RuntimeMissing(path)) => {
+            warnings.push(format!(
+                "enclave-runtime not found at {} (run `cargo build --bins`): the EIF cannot be built, PCRs are unknown",
+                path.display()
+            ));
+            (None, Some(path))
+        }
+        Err(e) => return Err(e),
+    };
+    let supervisor = build::supervisor_binary(loaded);
+    let supervisor_sha256 = build::sha256_file(&supervisor).ok();
+    if supervisor_sha256.is_none() {
+        warnings.push(format!(
+            "enclave-supervisor not found at {}: its digest is unknown",
+            supervisor.display()
+        ));
+    }
+    if built.as_ref().is_some_and(|b| b.standin) {
+        warnings.push(build::STANDIN_WARNING.to_string());
+    }
+    Ok(Local {
+        built,
+        missing_runtime,
+        supervisor,
+        supervisor_sha256,
+        warnings,
+    })
 }
 
 impl Prepared {
-    /// Builds (or reuses) the EIF under `build_dir`, hashes the supervisor, renders.
+    /// Builds (or reuses) the EIF under `build_dir`, hashes the supervisor, renders. Plan and
+    /// apply need both binaries: a missing one is an error here.
     pub fn new(
         loaded: &Loaded,
         templates: Templates,
         build_dir: &Path,
         progress: &dyn nitro_eif::Progress,
     ) -> anyhow::Result<Self> {
-        let built = build::build(loaded, build_dir, progress)?;
-        let supervisor = build::supervisor_binary(loaded);
-        let supervisor_sha256 = sha256_file(&supervisor).map_err(|e| {
-            anyhow::anyhow!(
-                "the enclave-supervisor binary {}: {e} (build it with `cargo build -p enclave-supervisor`, or set supervisor.binary)",
-                supervisor.display()
+        let local = local(loaded, build_dir, progress)?;
+        let Some(built) = local.built else {
+            return Err(build::BuildError::RuntimeMissing(
+                local.missing_runtime.unwrap_or_default(),
             )
-        })?;
+            .into());
+        };
+        let Some(supervisor_sha256) = local.supervisor_sha256 else {
+            anyhow::bail!(
+                "the enclave-supervisor binary {} cannot be read (build it with `cargo build -p enclave-supervisor`, or set supervisor.binary)",
+                local.supervisor.display()
+            );
+        };
+        let supervisor = local.supervisor;
         let artifacts = artifacts_of(Some(&built), Some(supervisor_sha256.clone()));
         let dep = Deployment::new(loaded.config.clone(), artifacts);
+        let new_release = dep
+            .releases
+            .first()
+            .cloned()
+            .unwrap_or_else(|| release_of(&built));
         let rendered = render::render(&templates, &dep)?;
         let template_sha256 = hex::encode(Sha256::digest(rendered.template.as_bytes()));
         Ok(Prepared {
@@ -79,6 +143,7 @@ impl Prepared {
             supervisor_sha256,
             rendered,
             template_sha256,
+            new_release,
         })
     }
 
@@ -91,15 +156,6 @@ impl Prepared {
             rendered,
             template_sha256,
             ..self
-        })
-    }
-
-    /// The new build's release, as the key policy pins it.
-    pub fn new_release(&self) -> Release {
-        let dep = &self.rendered.deployment;
-        let fresh = Deployment::new(dep.config.clone(), dep.artifacts.clone());
-        fresh.releases.into_iter().next().unwrap_or(Release {
-            pcrs: Default::default(),
         })
     }
 
@@ -158,20 +214,6 @@ pub fn parameters_sha256(params: &BTreeMap<String, String>) -> String {
     hex::encode(Sha256::digest(
         serde_json::to_vec(params).unwrap_or_default(),
     ))
-}
-
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
 }
 
 /// A unique, sortable change set name.

@@ -114,7 +114,7 @@ pub fn rotate(
     deployed: Option<&Deployed>,
     keep_old: bool,
 ) -> anyhow::Result<(Prepared, Rotation)> {
-    let new = prepared.new_release();
+    let new = prepared.new_release.clone();
     let (releases, running) = match deployed {
         Some(d) => (d.releases.clone(), Some(d.running())),
         None => (Vec::new(), None),
