@@ -278,6 +278,15 @@ mod tests {
         }
     }
 
+    fn link(target: &str) -> Node {
+        Node {
+            kind: NodeKind::Symlink(target.as_bytes().to_vec()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
     fn put(p: &str, node: Node) -> Change {
         Change::Put {
             path: p.as_bytes().to_vec(),
@@ -320,12 +329,6 @@ mod tests {
     #[test]
     fn parents_resolve_through_symlinks_within_the_root() {
         let mut t = Tree::new();
-        let link = |target: &str| Node {
-            kind: NodeKind::Symlink(target.as_bytes().to_vec()),
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-        };
         t.apply_layer(
             0,
             vec![
@@ -357,12 +360,6 @@ mod tests {
     #[test]
     fn symlink_loops_are_errors() {
         let mut t = Tree::new();
-        let link = |target: &str| Node {
-            kind: NodeKind::Symlink(target.as_bytes().to_vec()),
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-        };
         t.apply_layer(0, vec![put("a", link("b")), put("b", link("a"))])
             .unwrap();
         assert!(matches!(
