@@ -1,5 +1,5 @@
-//! Benchmark driver for `benches/run.sh` (not a timed test): `gen DIR MIB FILES` writes a
-//! synthetic OCI image and stand-in kernel blobs; `build DIR OUT` builds an EIF from them and
+//! Benchmark driver for `benches/run.sh` (not a timed test): `gen DIR MIB FILES plain|gzip`
+//! writes a synthetic OCI image (and each layer as `DIR/layerN.tar`) and stand-in kernel blobs; `build DIR OUT` builds an EIF from them and
 //! prints the wall time. Peak RSS is measured from outside with `/usr/bin/time -v`.
 
 use std::io::Write;
@@ -27,7 +27,7 @@ fn blob(dir: &Path, data: &[u8]) -> String {
     format!("sha256:{d}")
 }
 
-fn gen(dir: &Path, mib: u64, files: usize) {
+fn gen(dir: &Path, mib: u64, files: usize, gzip: bool) {
     std::fs::create_dir_all(dir.join("image/blobs/sha256")).unwrap();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let total = mib << 20;
@@ -61,8 +61,22 @@ fn gen(dir: &Path, mib: u64, files: usize) {
         b.into_inner().unwrap().flush().unwrap();
         let raw = std::fs::read(&path).unwrap();
         diff_ids.push(format!("sha256:{}", hex::encode(Sha256::digest(&raw))));
-        layer_digests.push((blob(&dir.join("image"), &raw), raw.len()));
+        let stored = if gzip {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&raw).unwrap();
+            let gz = e.finish().unwrap();
+            std::fs::write(&path, &gz).unwrap();
+            gz
+        } else {
+            raw
+        };
+        layer_digests.push((blob(&dir.join("image"), &stored), stored.len()));
     }
+    let media_type = if gzip {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar"
+    };
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "config": {"Cmd": ["/bin/true"], "Env": ["PATH=/bin"]},
@@ -74,7 +88,7 @@ fn gen(dir: &Path, mib: u64, files: usize) {
         "schemaVersion": 2,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
         "layers": layer_digests.iter().map(|(d, n)| serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n})).collect::<Vec<_>>(),
+            "mediaType": media_type, "digest": d, "size": n})).collect::<Vec<_>>(),
     }))
     .unwrap();
     let manifest_digest = blob(&dir.join("image"), &manifest);
@@ -120,20 +134,39 @@ fn build(dir: &Path, out: &Path) {
     let start = Instant::now();
     let o = nitro_eif::build_eif(&spec, out, &StageTimes(start)).unwrap();
     println!(
-        "build_seconds {:.3} eif_bytes {} entries {} pcr0 {}",
+        "build_seconds {:.3} cpu_seconds {:.2} eif_bytes {} entries {} pcr0 {}",
         start.elapsed().as_secs_f64(),
+        cpu_seconds(),
         o.eif_size,
         o.ramdisk_entries,
         o.measurements.pcr0
     );
 }
 
-/// Prints when each build stage starts.
+/// CPU seconds (user + system, all threads) this process has used so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let ticks: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    ticks.iter().sum::<f64>() / 100.0
+}
+
+/// Prints when each build stage starts, in wall and CPU seconds since the build began.
 struct StageTimes(Instant);
 
 impl nitro_eif::Progress for StageTimes {
     fn stage(&self, name: &str, _: Option<u64>) {
-        eprintln!("{:7.3} s  {name}", self.0.elapsed().as_secs_f64());
+        eprintln!(
+            "{:7.3} s wall {:6.2} s CPU  {name}",
+            self.0.elapsed().as_secs_f64(),
+            cpu_seconds()
+        );
     }
     fn advance(&self, _: u64) {}
 }
@@ -141,12 +174,13 @@ impl nitro_eif::Progress for StageTimes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("gen") if args.len() == 5 => gen(
+        Some("gen") if args.len() == 6 => gen(
             Path::new(&args[2]),
             args[3].parse().unwrap(),
             args[4].parse().unwrap(),
+            args[5] == "gzip",
         ),
         Some("build") if args.len() == 4 => build(Path::new(&args[2]), &PathBuf::from(&args[3])),
-        _ => eprintln!("usage: build_eif gen DIR MIB FILES | build DIR OUT"),
+        _ => eprintln!("usage: build_eif gen DIR MIB FILES plain|gzip | build DIR OUT"),
     }
 }

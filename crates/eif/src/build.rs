@@ -15,6 +15,7 @@ use crate::image::{
     open_image, write_customer_ramdisk, Command, ExtraFile, ImageError, ImageSource, OpenedImage,
     Platform,
 };
+use crate::output::OutputFile;
 use crate::pcr::Measurements;
 use crate::sign::{SignError, Signer};
 use crate::time::rfc3339;
@@ -281,7 +282,7 @@ pub fn build_eif(
     let mut kernel = File::open(&spec.kernel).map_err(io_err(spec.kernel.display().to_string()))?;
     let meta = metadata(spec, &inputs, &image_digest);
     let mut w = EifWriter::new(
-        BufWriter::with_capacity(1 << 20, file),
+        OutputFile::new(tmp.path(), file),
         spec.arch,
         &mut kernel,
         &spec.cmdline,
@@ -301,11 +302,8 @@ pub fn build_eif(
         )?);
         Ok::<(), BuildError>(())
     })?;
-    let (buffered, measurements) = w.finish(signer.as_ref())?;
-    let file = buffered.into_inner().map_err(|e| BuildError::Io {
-        context: "writing the EIF".into(),
-        source: e.into_error(),
-    })?;
+    let (output, measurements) = w.finish(signer.as_ref())?;
+    let file = output.finish().map_err(io_err("writing the EIF"))?;
     let eif_size = file.metadata().map_err(io_err("writing the EIF"))?.len();
     publish(tmp, out)?;
     let summary = summary.ok_or_else(|| BuildError::Io {

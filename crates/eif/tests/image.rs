@@ -452,3 +452,91 @@ fn rootfs_dir_source_normalizes_owners() {
         b"bin/app"
     );
 }
+
+#[test]
+fn oci_config_diff_ids_are_checked_for_plain_and_compressed_layers() {
+    let raw = layer_tar(&[E::File("f", b"x", 0o644)], 1);
+    let other = layer_tar(&[E::File("f", b"y", 0o644)], 1);
+    for (stored, media) in [(raw.clone(), TAR), (gzip(&raw), GZ), (zstd(&raw), ZST)] {
+        let open = |listed: &[u8]| {
+            let dir = tempfile::tempdir().unwrap();
+            // The config lists `listed`'s digest as the layer's diff_id.
+            let (files, _) = oci_layout_files(&[(stored.clone(), listed.to_vec(), media)], "amd64");
+            write_dir(dir.path(), &files);
+            open_image(
+                &ImageSource::OciLayout(dir.path().into()),
+                &Platform::linux("amd64"),
+                None,
+                dir.path(),
+                1 << 30,
+            )
+            .map(drop)
+        };
+        assert!(open(&raw).is_ok(), "{media}: the right diff_id is accepted");
+        match open(&other) {
+            Err(ImageError::DigestMismatch {
+                what,
+                expected,
+                actual,
+            }) => {
+                assert_eq!(what, "layer 0 uncompressed (config diff_id)", "{media}");
+                assert_eq!(expected, sha256(&other), "{media}");
+                assert_eq!(actual, sha256(&raw), "{media}");
+            }
+            other => panic!("{media}: expected a diff_id mismatch, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn layers_indexed_in_parallel_report_the_first_failing_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = layer_tar(&[E::File("f", &[1u8; 300_000], 0o644)], 1);
+    let mut cut = gzip(&layer_tar(&[E::File("g", &[2u8; 300_000], 0o644)], 1));
+    cut.truncate(cut.len() / 2);
+    let mut paths = Vec::new();
+    // Layers 1, 3 and 5 are truncated; the error must always name layer 1.
+    for i in 0..6 {
+        let p = dir.path().join(format!("l{i}.tar"));
+        std::fs::write(&p, if i % 2 == 1 { &cut } else { &good }).unwrap();
+        paths.push(p);
+    }
+    for _ in 0..20 {
+        match open_image(
+            &ImageSource::LayerTars(paths.clone()),
+            &Platform::linux("amd64"),
+            None,
+            dir.path(),
+            1 << 30,
+        ) {
+            Err(ImageError::CorruptLayer { layer, .. }) => assert_eq!(layer, 1),
+            other => panic!("expected layer 1 to be reported, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unpacked_size_budget_covers_all_layers_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0..4 {
+        let p = dir.path().join(format!("l{i}.tar"));
+        let name = ["f0", "f1", "f2", "f3"][i];
+        let layer = layer_tar(&[E::File(name, &[7u8; 60_000], 0o644)], 1);
+        std::fs::write(&p, gzip(&layer)).unwrap();
+        paths.push(p);
+    }
+    let open = |max: u64| {
+        open_image(
+            &ImageSource::LayerTars(paths.clone()),
+            &Platform::linux("amd64"),
+            None,
+            dir.path(),
+            max,
+        )
+        .map(drop)
+    };
+    // Each layer unpacks to about 62 KB: every one fits in 100 KB, all four do not.
+    assert!(matches!(open(100_000), Err(ImageError::TooLarge(100_000))));
+    assert!(open(400_000).is_ok());
+}

@@ -4,8 +4,11 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+
+use crate::hash_thread::ChunkedHash;
 
 use super::path::{file_name, normalize, parent};
 use super::tree::{Change, DataRef, Node, NodeKind};
@@ -21,37 +24,44 @@ pub(crate) struct DataHome<'a> {
     pub source: u32,
     pub base: u64,
     pub spool_source: u32,
-    pub make_spool: &'a dyn Fn() -> io::Result<File>,
+    pub make_spool: &'a (dyn Fn() -> io::Result<File> + Sync),
+}
+
+/// The image's unpacked-size budget, shared by layers indexed at the same time.
+pub(crate) struct Budget {
+    pub used: AtomicU64,
+    pub max: u64,
 }
 
 /// Result of indexing a layer.
 pub(crate) struct IndexedLayer {
     pub changes: Vec<Change>,
-    /// SHA-256 of the uncompressed tar (a docker `diff_id`), when asked for.
+    /// SHA-256 of the decompressed tar (the config's `diff_id`), when asked for and the layer
+    /// is compressed (an uncompressed layer's diff_id is its blob digest).
     pub diff_id: Option<String>,
-    pub unpacked: u64,
     /// The spool file, when the layer was compressed.
     pub spool: Option<File>,
 }
 
 /// Counts, hashes and optionally spools the decompressed stream; enforces the size budget.
-struct Tap<R> {
+struct Tap<'b, R> {
     inner: R,
     spool: Option<BufWriter<File>>,
-    hasher: Option<Sha256>,
-    count: u64,
-    budget: u64,
+    hasher: Option<ChunkedHash<Sha256>>,
+    budget: &'b Budget,
+    over_budget: bool,
 }
 
-impl<R: Read> Read for Tap<R> {
+impl<R: Read> Read for Tap<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        if self.count > self.budget {
+        let used = self.budget.used.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if used > self.budget.max {
+            self.over_budget = true;
             return Err(io::Error::other("unpacked size budget exceeded"));
         }
         if let Some(h) = self.hasher.as_mut() {
-            h.update(&buf[..n]);
+            h.update(&buf[..n])?;
         }
         if let Some(s) = self.spool.as_mut() {
             s.write_all(&buf[..n])?;
@@ -82,14 +92,13 @@ impl<R: Read> Read for ZeroTail<R> {
     }
 }
 
-/// Indexes layer number `layer` read from `blob`. `budget` is the number of unpacked bytes
-/// still allowed for the whole image; `want_diff_id` asks for the uncompressed digest (only
-/// docker archives need it: OCI manifests pin the stored blobs' digests).
+/// Indexes layer number `layer` read from `blob`, counting its unpacked bytes against the
+/// image's `budget`; `want_diff_id` asks for the decompressed digest of a compressed layer.
 pub(crate) fn index_layer(
     layer: usize,
     blob: &mut dyn Read,
     home: &DataHome<'_>,
-    budget: u64,
+    budget: &Budget,
     want_diff_id: bool,
 ) -> Result<IndexedLayer, ImageError> {
     let mut buffered = BufReader::with_capacity(1 << 16, blob);
@@ -131,13 +140,13 @@ pub(crate) fn index_layer(
     let mut tap = Tap {
         inner: decoded,
         spool,
-        hasher: want_diff_id.then(Sha256::new),
-        count: 0,
+        hasher: (want_diff_id && compressed).then(|| ChunkedHash::spawn(Sha256::new())),
         budget,
+        over_budget: false,
     };
     let corrupt = |tap: &Tap<_>, source: io::Error| {
-        if tap.count > tap.budget {
-            ImageError::TooLarge(tap.budget)
+        if tap.over_budget {
+            ImageError::TooLarge(budget.max)
         } else {
             ImageError::CorruptLayer { layer, source }
         }
@@ -160,8 +169,8 @@ pub(crate) fn index_layer(
         Ok(())
     })();
     match listed {
-        Err(ImageError::CorruptLayer { .. }) if tap.count > tap.budget => {
-            return Err(ImageError::TooLarge(tap.budget))
+        Err(ImageError::CorruptLayer { .. }) if tap.over_budget => {
+            return Err(ImageError::TooLarge(budget.max))
         }
         other => other?,
     }
@@ -172,13 +181,18 @@ pub(crate) fn index_layer(
     if let Some(mut s) = tap.spool.take() {
         s.flush().map_err(ImageError::io("spool file"))?;
     }
+    let diff_id = match tap.hasher.take() {
+        Some(h) => {
+            let h = h
+                .finish()
+                .map_err(|source| ImageError::CorruptLayer { layer, source })?;
+            Some(format!("sha256:{}", hex::encode(h.finalize())))
+        }
+        None => None,
+    };
     Ok(IndexedLayer {
         changes,
-        diff_id: tap
-            .hasher
-            .take()
-            .map(|h| format!("sha256:{}", hex::encode(h.finalize()))),
-        unpacked: tap.count,
+        diff_id,
         spool: spool_file,
     })
 }

@@ -8,12 +8,16 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::hash_thread::ChunkedHash;
+
 use super::config::ImageConfig;
-use super::layer::{index_layer, DataHome};
+use super::layer::{index_layer, Budget, DataHome, IndexedLayer};
 use super::path::normalize;
 use super::tree::{Change, DataRef, Node, NodeKind, Tree};
 use super::ImageError;
@@ -106,6 +110,8 @@ enum Input {
     Spool(File),
     /// A single file (rootfs-dir entry, injected file), opened when copied.
     Loose(PathBuf),
+    /// Nothing: the spool slot of an uncompressed layer.
+    Absent,
 }
 
 /// A flattened image, ready to be written as a ramdisk.
@@ -123,6 +129,8 @@ pub struct OpenedImage {
 pub(crate) struct Inputs {
     list: Vec<Input>,
     open_blobs: HashMap<u32, File>,
+    /// Reused for every copy (fresh memory costs page faults).
+    copy_buf: Vec<u8>,
 }
 
 impl OpenedImage {
@@ -184,6 +192,7 @@ impl Inputs {
             .ok_or_else(|| ImageError::Missing(format!("input #{}", data.source)))?;
         let (file, name): (&File, String) = match input {
             Input::Spool(f) => (f, "a spooled layer".into()),
+            Input::Absent => return Err(ImageError::Missing(format!("input #{}", data.source))),
             Input::Blob(p) => {
                 let f = match self.open_blobs.entry(data.source) {
                     Entry::Occupied(e) => e.into_mut(),
@@ -210,7 +219,10 @@ impl Inputs {
                 return Ok(());
             }
         };
-        let mut buf = vec![0u8; (1 << 20).min(data.size as usize).max(1)];
+        if self.copy_buf.is_empty() {
+            self.copy_buf = vec![0u8; 1 << 20];
+        }
+        let buf = &mut self.copy_buf;
         let mut done = 0u64;
         while done < data.size {
             let want = buf.len().min((data.size - done) as usize);
@@ -274,95 +286,198 @@ pub fn open_image(
             return Err(ImageError::PinnedDigestNotFound(pinned.into()));
         }
     }
+    let diff_ids = expected_diff_ids(source, &resolved)?;
     let mut image = OpenedImage::empty();
     image.digest = resolved.digest.clone();
-    // Docker archives list no blob digests: their layers are checked against the config's
-    // diff_ids (the uncompressed digests) instead. Bare layer tarballs are not checked.
-    let diff_ids = match source {
-        ImageSource::DockerArchive(_) => {
-            let ids = resolved
-                .config
-                .rootfs
-                .as_ref()
-                .map(|r| r.diff_ids.clone())
-                .unwrap_or_default();
-            if ids.len() != resolved.layers.len() {
-                return Err(ImageError::Missing(format!(
-                    "one config diff_id per layer ({} for {} layers)",
-                    ids.len(),
-                    resolved.layers.len()
-                )));
-            }
-            Some(ids)
-        }
-        _ => None,
-    };
-    let mut budget = max_unpacked;
-    let make_spool = || tempfile::tempfile_in(spool_dir);
+    // Each layer gets two input slots: its blob and, when compressed, its spool file.
+    let mut jobs = Vec::new();
     for (i, layer) in resolved.layers.iter().enumerate() {
         let (path, base, len) = store.region(&layer.name)?;
         let blob_source = image.add_input(Input::Blob(path.clone()));
-        let mut f = File::open(&path).map_err(ImageError::io(path.display().to_string()))?;
-        f.seek(SeekFrom::Start(base))
-            .map_err(ImageError::io(path.display().to_string()))?;
-        let mut hashing = HashingReader {
-            inner: f.take(len),
-            hasher: layer.digest.as_ref().map(|_| Sha256::new()),
-        };
-        let home = DataHome {
-            source: blob_source,
+        image.add_input(Input::Absent);
+        jobs.push(LayerJob {
+            index: i,
+            layer,
+            path,
             base,
-            spool_source: blob_source + 1,
-            make_spool: &make_spool,
-        };
-        let indexed = index_layer(i, &mut hashing, &home, budget, diff_ids.is_some())?;
-        io::copy(&mut hashing, &mut io::sink())
-            .map_err(|source| ImageError::CorruptLayer { layer: i, source })?;
-        if let (Some(expected), Some(hasher)) = (&layer.digest, hashing.hasher) {
-            check_digest(&format!("layer {i} ({})", layer.name), expected, hasher)?;
-        }
-        if let (Some(ids), Some(actual)) = (&diff_ids, indexed.diff_id) {
-            if ids[i] != actual {
-                return Err(ImageError::DigestMismatch {
-                    what: format!("layer {i} uncompressed (config diff_id)"),
-                    expected: ids[i].clone(),
-                    actual,
-                });
-            }
-        }
-        budget -= indexed.unpacked.min(budget);
+            len,
+            blob_source,
+            diff_id: diff_ids.as_ref().map(|ids| ids[i].as_str()),
+        });
+    }
+    let budget = Budget {
+        used: AtomicU64::new(0),
+        max: max_unpacked,
+    };
+    let make_spool = || tempfile::tempfile_in(spool_dir);
+    for (job, indexed) in jobs
+        .iter()
+        .zip(index_in_parallel(&jobs, &budget, &make_spool)?)
+    {
         if let Some(spool) = indexed.spool {
-            image.add_input(Input::Spool(spool));
+            image.inputs.list[job.blob_source as usize + 1] = Input::Spool(spool);
         }
-        image.tree.apply_layer(i, indexed.changes)?;
+        image.tree.apply_layer(job.index, indexed.changes)?;
     }
     image.config = resolved.config;
     Ok(image)
 }
 
-/// Hashes a blob as it is read, when it has a digest to check.
+/// The uncompressed digests the config lists for the layers: required for docker archives
+/// (their blobs carry no other digest), checked for OCI images whose config has them.
+fn expected_diff_ids(
+    source: &ImageSource,
+    resolved: &Resolved,
+) -> Result<Option<Vec<String>>, ImageError> {
+    let ids = match (source, &resolved.config.rootfs) {
+        (ImageSource::LayerTars(_), _) => return Ok(None),
+        (ImageSource::DockerArchive(_), rootfs) => rootfs
+            .as_ref()
+            .map(|r| r.diff_ids.clone())
+            .unwrap_or_default(),
+        (_, Some(rootfs)) => rootfs.diff_ids.clone(),
+        (_, None) => return Ok(None),
+    };
+    if ids.len() != resolved.layers.len() {
+        return Err(ImageError::Missing(format!(
+            "one config diff_id per layer ({} for {} layers)",
+            ids.len(),
+            resolved.layers.len()
+        )));
+    }
+    Ok(Some(ids))
+}
+
+/// One layer to index, with the digests it must have.
+struct LayerJob<'a> {
+    index: usize,
+    layer: &'a LayerRef,
+    path: PathBuf,
+    base: u64,
+    len: u64,
+    /// Input slot of the blob; the next slot is for its spool file.
+    blob_source: u32,
+    diff_id: Option<&'a str>,
+}
+
+/// Indexes the layers on up to one thread per CPU (layers are independent until they are
+/// applied in order). After a failure no further layer is started; layers are started in
+/// order, so every layer before the failing one completes and the error reported is always
+/// the first in layer order.
+fn index_in_parallel(
+    jobs: &[LayerJob<'_>],
+    budget: &Budget,
+    make_spool: &(dyn Fn() -> io::Result<File> + Sync),
+) -> Result<Vec<IndexedLayer>, ImageError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let slots: Vec<Mutex<Option<Result<IndexedLayer, ImageError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let result = index_job(job, budget, make_spool);
+                    if result.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    let mut indexed = Vec::new();
+    for (i, slot) in slots.into_iter().enumerate() {
+        match slot.into_inner().ok().flatten() {
+            Some(result) => indexed.push(result?),
+            // Only layers after a failed one are never started, so this is not reached.
+            None => return Err(ImageError::Missing(format!("the index of layer {i}"))),
+        }
+    }
+    Ok(indexed)
+}
+
+/// Indexes one layer and checks its blob digest and diff_id.
+fn index_job(
+    job: &LayerJob<'_>,
+    budget: &Budget,
+    make_spool: &(dyn Fn() -> io::Result<File> + Sync),
+) -> Result<IndexedLayer, ImageError> {
+    let i = job.index;
+    let mut f = File::open(&job.path).map_err(ImageError::io(job.path.display().to_string()))?;
+    f.seek(SeekFrom::Start(job.base))
+        .map_err(ImageError::io(job.path.display().to_string()))?;
+    let mut hashing = HashingReader {
+        inner: f.take(job.len),
+        hasher: (job.layer.digest.is_some() || job.diff_id.is_some())
+            .then(|| ChunkedHash::spawn(Sha256::new())),
+    };
+    let home = DataHome {
+        source: job.blob_source,
+        base: job.base,
+        spool_source: job.blob_source + 1,
+        make_spool,
+    };
+    let indexed = index_layer(i, &mut hashing, &home, budget, job.diff_id.is_some())?;
+    io::copy(&mut hashing, &mut io::sink())
+        .map_err(|source| ImageError::CorruptLayer { layer: i, source })?;
+    let blob_digest = match hashing.hasher {
+        Some(h) => {
+            let h = h
+                .finish()
+                .map_err(|source| ImageError::CorruptLayer { layer: i, source })?;
+            Some(format!("sha256:{}", hex::encode(h.finalize())))
+        }
+        None => None,
+    };
+    if let (Some(expected), Some(actual)) = (&job.layer.digest, &blob_digest) {
+        check_digest(&format!("layer {i} ({})", job.layer.name), expected, actual)?;
+    }
+    if let Some(expected) = job.diff_id {
+        let actual = if indexed.spool.is_some() {
+            &indexed.diff_id
+        } else {
+            &blob_digest
+        };
+        let actual = actual.as_deref().unwrap_or_default();
+        check_digest(
+            &format!("layer {i} uncompressed (config diff_id)"),
+            expected,
+            actual,
+        )?;
+    }
+    Ok(indexed)
+}
+
+/// Hashes a blob (on a helper thread) as it is read, when it has a digest to check.
 struct HashingReader<R> {
     inner: R,
-    hasher: Option<Sha256>,
+    hasher: Option<ChunkedHash<Sha256>>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(h) = self.hasher.as_mut() {
-            h.update(&buf[..n]);
+            h.update(&buf[..n])?;
         }
         Ok(n)
     }
 }
 
-fn check_digest(what: &str, expected: &str, hasher: Sha256) -> Result<(), ImageError> {
-    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+fn check_digest(what: &str, expected: &str, actual: &str) -> Result<(), ImageError> {
     if actual != expected {
         return Err(ImageError::DigestMismatch {
             what: what.into(),
             expected: expected.into(),
-            actual,
+            actual: actual.into(),
         });
     }
     Ok(())
@@ -451,7 +566,11 @@ impl Store {
         f.read_exact_at(&mut buf, off)
             .map_err(ImageError::io(name.to_string()))?;
         if let Some(d) = digest {
-            check_digest(name, d, Sha256::new_with_prefix(&buf))?;
+            check_digest(
+                name,
+                d,
+                &format!("sha256:{}", hex::encode(Sha256::digest(&buf))),
+            )?;
         }
         serde_json::from_slice(&buf).map_err(|source| ImageError::Json {
             what: name.into(),
