@@ -281,13 +281,8 @@ pub fn build_eif(
     let file = tmp.as_file().try_clone().map_err(io_err("temporary EIF"))?;
     let mut kernel = File::open(&spec.kernel).map_err(io_err(spec.kernel.display().to_string()))?;
     let meta = metadata(spec, &inputs, &image_digest);
-    let mut w = EifWriter::new(
-        OutputFile::new(tmp.path(), file),
-        spec.arch,
-        &mut kernel,
-        &spec.cmdline,
-        &meta,
-    )?;
+    let output = OutputFile::new(tmp.path(), file).map_err(io_err("writing the EIF"))?;
+    let mut w = EifWriter::new(output, spec.arch, &mut kernel, &spec.cmdline, &meta)?;
     w.add_ramdisk(|s| {
         write_bootstrap_ramdisk(&spec.init, &spec.nsm_ko, s).map_err(BuildError::from)
     })?;
@@ -303,7 +298,7 @@ pub fn build_eif(
         Ok::<(), BuildError>(())
     })?;
     let (output, measurements) = w.finish(signer.as_ref())?;
-    let file = output.finish().map_err(io_err("writing the EIF"))?;
+    let (file, _) = output.finish().map_err(io_err("writing the EIF"))?;
     let eif_size = file.metadata().map_err(io_err("writing the EIF"))?.len();
     publish(tmp, out)?;
     let summary = summary.ok_or_else(|| BuildError::Io {

@@ -3,9 +3,10 @@
 //! flattens and writes, instead of after it.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+
+use crate::worker::Worker;
 
 /// Chunk size of [`ChunkedHash`].
 const CHUNK: usize = 1 << 20;
@@ -47,43 +48,36 @@ impl ChunkPool {
     }
 }
 
-fn stopped() -> io::Error {
-    io::Error::other("a hashing thread stopped")
-}
-
 /// A hasher (anything that absorbs bytes through `Write`: `Sha256`, `PcrHasher`) continued on
 /// its own thread. Chunks are shared (`Arc`), so one chunk can feed several threads uncopied.
-pub(crate) struct HashThread<H> {
-    tx: SyncSender<Arc<Vec<u8>>>,
-    handle: JoinHandle<H>,
-}
+pub(crate) struct HashThread<H>(Worker<Arc<Vec<u8>>, H>);
 
 impl<H: Write + Send + 'static> HashThread<H> {
     /// Hashes chunks on a new thread, returning each to `pool` when no one else holds it;
     /// [`send`](Self::send) blocks while `in_flight` chunks wait.
     pub fn spawn(mut hasher: H, pool: &ChunkPool, in_flight: usize) -> Self {
-        let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(in_flight);
         let pool = pool.clone();
-        let handle = std::thread::spawn(move || {
-            for chunk in rx {
-                // Hashers never fail to absorb bytes.
-                let _ = hasher.write_all(&chunk);
-                pool.give_back(chunk);
-            }
-            hasher
-        });
-        HashThread { tx, handle }
+        HashThread(Worker::spawn(
+            in_flight,
+            move |chunks: Receiver<Arc<Vec<u8>>>| {
+                for chunk in chunks {
+                    // Hashers never fail to absorb bytes.
+                    let _ = hasher.write_all(&chunk);
+                    pool.give_back(chunk);
+                }
+                hasher
+            },
+        ))
     }
 
     /// Queues a chunk; blocks while the thread is `in_flight` chunks behind.
     pub fn send(&self, chunk: Arc<Vec<u8>>) -> io::Result<()> {
-        self.tx.send(chunk).map_err(|_| stopped())
+        self.0.send(chunk)
     }
 
     /// Waits for every queued chunk to be hashed and returns the hasher.
     pub fn join(self) -> io::Result<H> {
-        drop(self.tx);
-        self.handle.join().map_err(|_| stopped())
+        self.0.join()
     }
 }
 

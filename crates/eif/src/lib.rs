@@ -15,6 +15,7 @@ pub mod pcr;
 pub mod reader;
 pub mod sign;
 mod time;
+mod worker;
 pub mod writer;
 
 pub use build::{

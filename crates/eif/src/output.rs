@@ -14,23 +14,86 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc::{channel, Receiver};
+
+use crate::worker::Worker;
 
 /// Alignment of direct writes: covers every logical block size up to 4 KiB.
 const ALIGN: usize = 4096;
 /// Size of each direct write.
 const STAGE: usize = 1 << 20;
+/// Full stages queued for the writing thread: the build goes on while the disk writes, so a
+/// slow disk costs its write time only beyond the build's own.
+const STAGES_QUEUED: usize = 4;
+
+/// A `STAGE`-byte window of an aligned allocation.
+struct Stage {
+    buf: Vec<u8>,
+    offset: usize,
+}
+
+impl Stage {
+    fn new() -> Self {
+        let buf = vec![0u8; STAGE + ALIGN];
+        let offset = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Stage { buf, offset }
+    }
+
+    fn bytes(&self, len: usize) -> &[u8] {
+        &self.buf[self.offset..self.offset + len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.offset..self.offset + STAGE]
+    }
+}
+
+/// The thread that writes full stages, directly while the filesystem allows it; its result
+/// says whether direct I/O was used to the end.
+struct StageWriter {
+    worker: Worker<(Stage, u64), io::Result<bool>>,
+    /// Written stages, for reuse.
+    done: Receiver<Stage>,
+}
+
+impl StageWriter {
+    fn spawn(file: File, mut direct: Option<File>) -> Self {
+        let (done_tx, done) = channel();
+        let worker = Worker::spawn(STAGES_QUEUED, move |stages: Receiver<(Stage, u64)>| {
+            for (stage, at) in stages {
+                let data = stage.bytes(STAGE);
+                match direct.as_ref().map(|d| d.write_all_at(data, at)) {
+                    None => file.write_all_at(data, at)?,
+                    Some(Ok(())) => {}
+                    // Opened, but direct writes refused: the page cache it is.
+                    Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        direct = None;
+                        file.write_all_at(data, at)?;
+                    }
+                    Some(Err(e)) => return Err(e),
+                }
+                let _ = done_tx.send(stage);
+            }
+            Ok(direct.is_some())
+        });
+        StageWriter { worker, done }
+    }
+
+    /// Waits for every queued stage to be written.
+    fn join(self) -> io::Result<bool> {
+        self.worker.join()?
+    }
+}
 
 /// A `Write + Seek` over a new, empty file. Seeks may go anywhere up to the current end; writes
 /// there overwrite, writes at the end append. [`finish`](Self::finish) must be called.
 pub struct OutputFile {
-    /// Normal handle: patches, the tail, and everything when `direct` is `None`.
+    /// Normal handle: patches and the tail.
     file: File,
-    direct: Option<File>,
-    /// Holds `STAGE + ALIGN` bytes; bytes `flushed..len` of the output are staged from
-    /// `offset`, which is aligned.
-    stage: Vec<u8>,
-    offset: usize,
-    /// Bytes already written to the file; a multiple of `STAGE`.
+    writer: Option<StageWriter>,
+    /// Bytes `flushed..len` of the output.
+    stage: Stage,
+    /// Bytes handed to the writer; a multiple of `STAGE`.
     flushed: u64,
     pos: u64,
     len: u64,
@@ -40,7 +103,7 @@ pub struct OutputFile {
 
 impl OutputFile {
     /// Writes into `file`, an empty file at `path` (opened again with `O_DIRECT` if possible).
-    pub fn new(path: &Path, file: File) -> Self {
+    pub fn new(path: &Path, file: File) -> io::Result<Self> {
         let direct = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
@@ -51,58 +114,52 @@ impl OutputFile {
 
     /// Writes through the page cache only.
     #[cfg(test)]
-    pub fn buffered(file: File) -> Self {
+    pub fn buffered(file: File) -> io::Result<Self> {
         Self::with(file, None)
     }
 
-    fn with(file: File, direct: Option<File>) -> Self {
-        let stage = vec![0u8; STAGE + ALIGN];
-        let offset = stage.as_ptr().align_offset(ALIGN).min(ALIGN);
-        OutputFile {
+    fn with(file: File, direct: Option<File>) -> io::Result<Self> {
+        Ok(OutputFile {
+            writer: Some(StageWriter::spawn(file.try_clone()?, direct)),
             file,
-            direct,
-            stage,
-            offset,
+            stage: Stage::new(),
             flushed: 0,
             pos: 0,
             len: 0,
             patches: Vec::new(),
-        }
+        })
     }
 
-    /// Whether writes still bypass the page cache (false after a fallback).
-    #[cfg(test)]
-    pub fn is_direct(&self) -> bool {
-        self.direct.is_some()
-    }
-
-    /// Writes what is staged, the tail and the patches; returns the file.
-    pub fn finish(mut self) -> io::Result<File> {
-        let staged = (self.len - self.flushed) as usize;
-        let staged = &self.stage[self.offset..self.offset + staged];
-        self.file.write_all_at(staged, self.flushed)?;
+    /// Writes what is staged, the tail and the patches; returns the file and whether direct
+    /// I/O was used throughout.
+    pub fn finish(mut self) -> io::Result<(File, bool)> {
+        let direct = match self.writer.take() {
+            Some(w) => w.join()?,
+            None => false,
+        };
+        let tail = self.stage.bytes((self.len - self.flushed) as usize);
+        self.file.write_all_at(tail, self.flushed)?;
         for (at, bytes) in &self.patches {
             self.file.write_all_at(bytes, *at)?;
         }
-        self.file.flush()?;
-        Ok(self.file)
+        Ok((self.file, direct))
     }
 
-    /// Writes the full stage at `flushed`, directly if possible.
+    /// Hands the full stage to the writing thread.
     fn flush_stage(&mut self) -> io::Result<()> {
-        let data = &self.stage[self.offset..self.offset + STAGE];
-        if let Some(direct) = &self.direct {
-            match direct.write_all_at(data, self.flushed) {
-                Ok(()) => {}
-                // Opened, but direct writes refused: the page cache it is.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.direct = None;
-                    self.file.write_all_at(data, self.flushed)?;
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            self.file.write_all_at(data, self.flushed)?;
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the output is finished"))?;
+        let next = writer.done.try_recv().unwrap_or_else(|_| Stage::new());
+        let full = std::mem::replace(&mut self.stage, next);
+        if writer.worker.send((full, self.flushed)).is_err() {
+            // The thread stopped on an error: report it.
+            let failed = self.writer.take().map(StageWriter::join);
+            return Err(match failed {
+                Some(Err(e)) => e,
+                _ => io::Error::other("the output writing thread stopped"),
+            });
         }
         self.flushed += STAGE as u64;
         Ok(())
@@ -127,8 +184,7 @@ impl Write for OutputFile {
         }
         let at = (self.pos - self.flushed) as usize;
         let n = data.len().min(STAGE - at);
-        let start = self.offset + at;
-        self.stage[start..start + n].copy_from_slice(&data[..n]);
+        self.stage.bytes_mut()[at..at + n].copy_from_slice(&data[..n]);
         self.pos += n as u64;
         self.len = self.len.max(self.pos);
         Ok(n)
@@ -198,17 +254,32 @@ mod tests {
                 OutputFile::new(&path, file)
             } else {
                 OutputFile::buffered(file)
-            };
+            }
+            .unwrap();
             exercise(&mut out);
             let end = out.stream_position().unwrap();
             assert!(out.seek(SeekFrom::Start(end + 1)).is_err());
-            eprintln!("requested direct: {direct}, used: {}", out.is_direct());
-            out.finish().unwrap();
+            let (_, used) = out.finish().unwrap();
+            eprintln!("requested direct: {direct}, used: {used}");
             assert_eq!(
                 std::fs::read(&path).unwrap(),
                 *expected.get_ref(),
                 "{direct}"
             );
         }
+    }
+
+    #[test]
+    fn a_failing_disk_is_reported() {
+        let full = File::options().write(true).open("/dev/full").unwrap();
+        let mut out = OutputFile::buffered(full).unwrap();
+        let chunk = vec![1u8; STAGE];
+        // The writing thread fails on the first stage; a later write or finish reports it.
+        let written = (0..2 * STAGES_QUEUED + 2).try_for_each(|_| out.write_all(&chunk));
+        let error = match written {
+            Err(e) => e,
+            Ok(()) => out.finish().unwrap_err(),
+        };
+        assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
     }
 }
