@@ -377,20 +377,26 @@ fn index_in_parallel(
     let slots: Vec<Mutex<Option<Result<IndexedLayer, ImageError>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                while !failed.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let result = index_job(job, budget, make_spool);
-                    if result.is_err() {
-                        failed.store(true, Ordering::Relaxed);
+        let workers: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        let result = index_job(job, budget, make_spool);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut slot) = slots[i].lock() {
+                            *slot = Some(result);
+                        }
                     }
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(result);
-                    }
-                }
-            });
+                })
+            })
+            .collect();
+        // Joined explicitly: the scope's implicit wait ends before a thread has fully exited.
+        for worker in workers {
+            let _ = worker.join();
         }
     });
     let mut indexed = Vec::new();
