@@ -298,7 +298,7 @@ pub fn build_eif(
         Ok::<(), BuildError>(())
     })?;
     let (output, measurements) = w.finish(signer.as_ref())?;
-    let (file, _) = output.finish().map_err(io_err("writing the EIF"))?;
+    let file = output.finish().map_err(io_err("writing the EIF"))?;
     let eif_size = file.metadata().map_err(io_err("writing the EIF"))?.len();
     publish(tmp, out)?;
     let summary = summary.ok_or_else(|| BuildError::Io {

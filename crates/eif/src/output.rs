@@ -48,10 +48,9 @@ impl Stage {
     }
 }
 
-/// The thread that writes full stages, directly while the filesystem allows it; its result
-/// says whether direct I/O was used to the end.
+/// The thread that writes full stages, directly while the filesystem allows it.
 struct StageWriter {
-    worker: Worker<(Stage, u64), io::Result<bool>>,
+    worker: Worker<(Stage, u64), io::Result<()>>,
     /// Written stages, for reuse.
     done: Receiver<Stage>,
 }
@@ -74,13 +73,13 @@ impl StageWriter {
                 }
                 let _ = done_tx.send(stage);
             }
-            Ok(direct.is_some())
+            Ok(())
         });
         StageWriter { worker, done }
     }
 
     /// Waits for every queued stage to be written.
-    fn join(self) -> io::Result<bool> {
+    fn join(self) -> io::Result<()> {
         self.worker.join()?
     }
 }
@@ -130,19 +129,17 @@ impl OutputFile {
         })
     }
 
-    /// Writes what is staged, the tail and the patches; returns the file and whether direct
-    /// I/O was used throughout.
-    pub fn finish(mut self) -> io::Result<(File, bool)> {
-        let direct = match self.writer.take() {
-            Some(w) => w.join()?,
-            None => false,
-        };
+    /// Writes what is staged, the tail and the patches; returns the file.
+    pub fn finish(mut self) -> io::Result<File> {
+        if let Some(w) = self.writer.take() {
+            w.join()?;
+        }
         let tail = self.stage.bytes((self.len - self.flushed) as usize);
         self.file.write_all_at(tail, self.flushed)?;
         for (at, bytes) in &self.patches {
             self.file.write_all_at(bytes, *at)?;
         }
-        Ok((self.file, direct))
+        Ok(self.file)
     }
 
     /// Hands the full stage to the writing thread.
@@ -259,8 +256,7 @@ mod tests {
             exercise(&mut out);
             let end = out.stream_position().unwrap();
             assert!(out.seek(SeekFrom::Start(end + 1)).is_err());
-            let (_, used) = out.finish().unwrap();
-            eprintln!("requested direct: {direct}, used: {used}");
+            out.finish().unwrap();
             assert_eq!(
                 std::fs::read(&path).unwrap(),
                 *expected.get_ref(),

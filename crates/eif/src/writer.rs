@@ -9,6 +9,8 @@ use crate::format::{
     MAX_SECTIONS, SECTION_HEADER_SIZE, VERSION,
 };
 use crate::hash_thread::{ChunkPool, HashThread};
+use crate::pcr::{Measurements, PcrHasher, HASH_ALGORITHM};
+use crate::sign::{SignError, Signer};
 
 /// Section data is written, CRC'd and handed to the PCR threads in chunks of this size.
 const CHUNK: usize = 256 << 10;
@@ -17,8 +19,6 @@ const CHUNK: usize = 256 << 10;
 /// the scheduler balance three busy threads on two cores (measured: 4 → 16 MiB of slack cut the
 /// 320 MiB benchmark's write phase from 1.08 s to 0.96 s). Memory: up to this many chunks.
 const CHUNKS_IN_FLIGHT: usize = 64;
-use crate::pcr::{Measurements, PcrHasher, HASH_ALGORITHM};
-use crate::sign::{SignError, Signer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

@@ -12,7 +12,7 @@ use crate::hash_thread::ChunkedHash;
 
 use super::path::{file_name, normalize, parent};
 use super::tree::{Change, DataRef, Node, NodeKind};
-use super::ImageError;
+use super::{finish_digest, ImageError};
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -181,15 +181,7 @@ pub(crate) fn index_layer(
     if let Some(mut s) = tap.spool.take() {
         s.flush().map_err(ImageError::io("spool file"))?;
     }
-    let diff_id = match tap.hasher.take() {
-        Some(h) => {
-            let h = h
-                .finish()
-                .map_err(|source| ImageError::CorruptLayer { layer, source })?;
-            Some(format!("sha256:{}", hex::encode(h.finalize())))
-        }
-        None => None,
-    };
+    let diff_id = finish_digest(tap.hasher.take(), layer)?;
     Ok(IndexedLayer {
         changes,
         diff_id,

@@ -81,6 +81,23 @@ pub enum ImageError {
     Changed { path: String, reason: &'static str },
 }
 
+/// An OCI content digest: `sha256:<64 hex>`.
+pub(crate) fn oci_digest(hash: sha2::Sha256) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(hash.finalize()))
+}
+
+/// Finishes a SHA-256 run on a helper thread as an OCI digest; `None` when nothing was hashed.
+pub(crate) fn finish_digest(
+    hasher: Option<crate::hash_thread::ChunkedHash<sha2::Sha256>>,
+    layer: usize,
+) -> Result<Option<String>, ImageError> {
+    hasher
+        .map(|h| h.finish().map(oci_digest))
+        .transpose()
+        .map_err(|source| ImageError::CorruptLayer { layer, source })
+}
+
 impl ImageError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> ImageError {
         let context = context.into();

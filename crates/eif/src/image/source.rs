@@ -20,7 +20,7 @@ use super::config::ImageConfig;
 use super::layer::{index_layer, Budget, DataHome, IndexedLayer};
 use super::path::normalize;
 use super::tree::{Change, DataRef, Node, NodeKind, Tree};
-use super::ImageError;
+use super::{finish_digest, oci_digest, ImageError};
 
 /// JSON documents (index, manifest, config) larger than this are refused.
 const MAX_JSON: u64 = 16 << 20;
@@ -434,15 +434,7 @@ fn index_job(
     let indexed = index_layer(i, &mut hashing, &home, budget, job.diff_id.is_some())?;
     io::copy(&mut hashing, &mut io::sink())
         .map_err(|source| ImageError::CorruptLayer { layer: i, source })?;
-    let blob_digest = match hashing.hasher {
-        Some(h) => {
-            let h = h
-                .finish()
-                .map_err(|source| ImageError::CorruptLayer { layer: i, source })?;
-            Some(format!("sha256:{}", hex::encode(h.finalize())))
-        }
-        None => None,
-    };
+    let blob_digest = finish_digest(hashing.hasher, i)?;
     if let (Some(expected), Some(actual)) = (&job.layer.digest, &blob_digest) {
         check_digest(&format!("layer {i} ({})", job.layer.name), expected, actual)?;
     }
@@ -572,11 +564,7 @@ impl Store {
         f.read_exact_at(&mut buf, off)
             .map_err(ImageError::io(name.to_string()))?;
         if let Some(d) = digest {
-            check_digest(
-                name,
-                d,
-                &format!("sha256:{}", hex::encode(Sha256::digest(&buf))),
-            )?;
+            check_digest(name, d, &oci_digest(Sha256::new_with_prefix(&buf)))?;
         }
         serde_json::from_slice(&buf).map_err(|source| ImageError::Json {
             what: name.into(),
@@ -733,7 +721,7 @@ fn resolve_docker(store: &Store) -> Result<Resolved, ImageError> {
         what: m.config.clone(),
         source,
     })?;
-    let id = format!("sha256:{}", hex::encode(Sha256::digest(&buf)));
+    let id = oci_digest(Sha256::new_with_prefix(&buf));
     Ok(Resolved {
         config,
         layers: m
