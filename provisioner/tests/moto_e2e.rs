@@ -2,90 +2,16 @@
 //! real moto server, asserting through the AWS API. Plus the CI safety rails: saved-plan
 //! staleness, non-TTY prompt refusal, and uploads skipped by digest.
 
+mod moto_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use harness::Moto;
-use nitro_provision::aws::{stack, Aws, AwsOptions};
+use moto_support::{aws, existing_network, np, text};
+use nitro_provision::aws::stack;
 
 fn deployment(dir: &Path) -> PathBuf {
     harness::example_deployment(dir)
-}
-
-fn np(moto: &Moto, config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
-        .arg("-f")
-        .arg(config)
-        .args(args)
-        .envs(moto.env())
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run nitro-provision");
-    eprintln!(
-        "$ nitro-provision {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn aws(moto: &Moto) -> (tokio::runtime::Runtime, Aws) {
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
-        std::env::set_var(k, v);
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let aws = rt.block_on(Aws::connect(&AwsOptions {
-        region: "us-east-1".into(),
-        profile: None,
-        endpoint_url: Some(moto.url()),
-        max_attempts: 1,
-    }));
-    (rt, aws)
-}
-
-/// A VPC with two subnets, made by the test: moto never deletes a route table created through
-/// CloudFormation, so a stack-created VPC cannot be destroyed there. The deployment then uses
-/// `instance.network.vpc_id/subnet_ids` (the existing-network mode).
-fn existing_network(rt: &tokio::runtime::Runtime, aws: &Aws, config: &Path) {
-    let template = serde_json::json!({
-        "Resources": {
-            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}},
-            "A": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.9.0.0/24"}},
-            "B": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.9.1.0/24"}}
-        }
-    });
-    let ids = rt.block_on(async {
-        aws.cfn
-            .create_stack()
-            .stack_name("test-network")
-            .template_body(template.to_string())
-            .send()
-            .await
-            .unwrap();
-        stack::resources(aws, "test-network").await.unwrap()
-    });
-    let text = std::fs::read_to_string(config).unwrap().replace(
-        "    vpc_cidr: 10.80.0.0/16",
-        &format!(
-            "    vpc_id: {}\n    subnet_ids: [{}, {}]",
-            ids["Vpc"].1, ids["A"].1, ids["B"].1
-        ),
-    );
-    std::fs::write(config, text).unwrap();
 }
 
 #[test]

@@ -213,7 +213,8 @@ fn apply_to_a_key_holder_key_with_confirmation() {
                 max_attempts: 1,
                 ..Default::default()
             })
-            .await;
+            .await
+            .unwrap();
             let k = aws.kms.create_key().policy(steady).send().await.unwrap();
             k.key_metadata().unwrap().key_id().to_string()
         })
