@@ -214,21 +214,9 @@ pub fn parse() -> Result<Cli, ExitCode> {
     })
 }
 
-/// An error and its causes, each said once: a cause whose text the message already contains
-/// (thiserror messages often embed their source) is not repeated.
+/// The text `main` prints after `error: ` (see `output::error_text`).
 pub fn describe_error(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if part.is_empty() || text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    crate::output::error_text(e.as_ref())
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`.

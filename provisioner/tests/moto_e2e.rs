@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use harness::Moto;
 use moto_support::{aws, existing_network, np, text};
 use nitro_provision::aws::stack;
+use sha2::{Digest, Sha256, Sha384};
 
 fn deployment(dir: &Path) -> PathBuf {
     harness::example_deployment(dir)
@@ -35,6 +36,22 @@ fn plan_apply_replan_change_apply_destroy() {
     );
     assert_eq!(o.status.code(), Some(2), "a new stack has changes");
     assert!(text(&o).contains("+ EnclaveKey"));
+
+    // The cached EIF is changed on disk after the plan (same size and mtime): apply rebuilds it
+    // before uploading, so the bucket gets exactly the planned bytes (checked below).
+    let eif = dir
+        .path()
+        .join(".nitro-provision/build/hello-enclave/hello-enclave.eif");
+    let mtime = std::fs::metadata(&eif).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&eif).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&eif, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&eif)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
 
     let outputs = dir.path().join("outputs.json");
     let o = np(
@@ -85,23 +102,62 @@ fn plan_apply_replan_change_apply_destroy() {
         assert!(live.to_string().contains("kms:RecipientAttestation:PCR0"));
         for a in planned["artifacts"].as_array().unwrap() {
             let key = a["key"].as_str().unwrap();
-            aws.s3
-                .head_object()
+            let object = aws
+                .s3
+                .get_object()
                 .bucket("hello-enclave-123456789012-us-east-1")
                 .key(key)
                 .send()
                 .await
                 .unwrap();
+            let body = object.body.collect().await.unwrap().into_bytes();
+            let digest = a["digest"].as_str().unwrap();
+            let actual = match digest.split_once(':').unwrap().0 {
+                "sha384" => format!("sha384:{}", hex::encode(Sha384::digest(&body))),
+                _ => format!("sha256:{}", hex::encode(Sha256::digest(&body))),
+            };
+            assert_eq!(
+                actual, digest,
+                "{key}: the uploaded bytes are the planned ones"
+            );
         }
     });
-    assert!(
-        std::fs::read_to_string(&outputs)
-            .unwrap()
-            .contains("EnclaveKey")
-            || std::fs::read_to_string(&outputs)
-                .unwrap()
-                .contains("KeyArn")
+    // --outputs-file: every output the template declares, a string or null (moto reports no
+    // outputs after a change set: apply says so), never a made-up entry.
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&outputs).unwrap()).unwrap();
+    let keys: Vec<&str> = written
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "BucketName",
+            "InstanceId",
+            "KeyAlias",
+            "KeyArn",
+            "LogGroupName",
+            "PinnedPcrs",
+            "RoleArn",
+            "SupervisorEndpoint"
+        ]
     );
+    assert!(written
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| v.is_null() || v.as_str().is_some_and(|s| !s.is_empty())));
+    if written.as_object().unwrap().values().any(|v| v.is_null()) {
+        assert!(
+            text(&o).contains("CloudFormation reports no value for")
+                && text(&o).contains("--outputs-file has them as null"),
+            "{}",
+            text(&o)
+        );
+    }
 
     let o = np(&moto, &config, &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "nothing changed since apply");

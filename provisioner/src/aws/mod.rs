@@ -101,7 +101,7 @@ impl Aws {
                 .await
                 .map_err(|e| AwsError::Profile {
                     profile: p.clone(),
-                    message: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+                    message: crate::output::error_text(&e),
                 })?;
             loader = loader.profile_name(p).credentials_provider(provider);
         }

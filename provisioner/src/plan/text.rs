@@ -127,9 +127,17 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
         );
     }
     let sum = &plan.summary;
+    let key_changes = plan
+        .resource_changes
+        .iter()
+        .any(|r| r.resource_type == "AWS::KMS::Key");
+    let put_back = match &plan.key_policy_change {
+        Some(c) if !key_changes => format!(", and the key policy of {} is put back", c.key_id),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "\n{} {} to add, {} to change, {} to destroy.",
+        "\n{} {} to add, {} to change, {} to destroy{put_back}.",
         style.bold("Plan:"),
         sum.add,
         sum.change,
