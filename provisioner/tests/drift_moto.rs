@@ -7,7 +7,7 @@
 mod moto_support;
 
 use harness::Moto;
-use moto_support::{aws, change_sets, live_key_policy, np, text};
+use moto_support::{aws, change_sets, live_key_policy, np, save_plan, text};
 use nitro_provision::reconcile::saved_plan::SavedPlan;
 use serde_json::{json, Value};
 
@@ -88,13 +88,7 @@ fn first_plan_shows_the_policy_and_drift_is_reported_and_put_back() {
 
     // A saved drift plan: nothing to hang on a change set, so every field is re-derived.
     let saved = dir.path().join("drift.json");
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", saved.to_str().unwrap()])
-            .status
-            .code(),
-        Some(0)
-    );
-    let pristine: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let pristine = save_plan(&moto, &config, &saved);
     assert!(pristine["change_set_arn"].is_null());
     let sets_before = change_sets(&rt, &aws, STACK);
     let forged_file = dir.path().join("forged.json");
@@ -162,12 +156,7 @@ fn first_plan_shows_the_policy_and_drift_is_reported_and_put_back() {
         text(&o)
     );
     put(with_foreign_admin(&rendered, "mallory"));
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", saved.to_str().unwrap()])
-            .status
-            .code(),
-        Some(0)
-    );
+    save_plan(&moto, &config, &saved);
     let o = np(&moto, &config, &["apply", saved.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -192,15 +181,8 @@ fn a_stack_left_in_the_bootstrap_phase_has_no_key_yet() {
     let config = harness::example_deployment(dir.path());
     let (rt, aws) = aws(&moto);
     let saved = dir.path().join("plan.json");
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", saved.to_str().unwrap()])
-            .status
-            .code(),
-        Some(0)
-    );
     // An interrupted first apply: the bucket-only change set ran, nothing after it.
-    let arn = serde_json::from_str::<Value>(&std::fs::read_to_string(&saved).unwrap()).unwrap()
-        ["change_set_arn"]
+    let arn = save_plan(&moto, &config, &saved)["change_set_arn"]
         .as_str()
         .unwrap()
         .to_string();

@@ -154,6 +154,20 @@ impl Setup {
         )
     }
 
+    /// `policy apply --holder auditor --releases RELEASES EXTRA…`
+    fn apply(&self, releases: &str, extra: &[&str]) -> std::process::Output {
+        let mut args = vec![
+            "policy",
+            "apply",
+            "--holder",
+            "auditor",
+            "--releases",
+            releases,
+        ];
+        args.extend_from_slice(extra);
+        self.np(&args)
+    }
+
     fn policy(&self, aws: &Aws, key: &str) -> String {
         self.rt.block_on(kms::get_key_policy(aws, key)).unwrap()
     }
@@ -166,14 +180,7 @@ fn the_holders_key_is_read_and_written_only_in_the_holders_account() {
     let both = format!("{},{}", s.old.display(), s.new.display());
 
     // Item 6: alias/NAME resolves to the holder's key, and the id is named.
-    let o = s.np(&[
-        "policy",
-        "apply",
-        "--holder",
-        "auditor",
-        "--releases",
-        s.old.to_str().unwrap(),
-    ]);
+    let o = s.apply(s.old.to_str().unwrap(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let t = text(&o);
     assert!(
@@ -216,15 +223,7 @@ fn the_holders_key_is_read_and_written_only_in_the_holders_account() {
     // A profile that does not exist is an error, never a fall back to the environment's
     // credentials (which moto would accept).
     s.set_holder("nosuch", "alias/hello-enclave");
-    let o = s.np(&[
-        "policy",
-        "apply",
-        "--holder",
-        "auditor",
-        "--releases",
-        &both,
-        "--yes",
-    ]);
+    let o = s.apply(&both, &["--yes"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("AWS profile `nosuch` cannot be used"),
@@ -238,25 +237,10 @@ fn the_holders_key_is_read_and_written_only_in_the_holders_account() {
         "auditor",
         &format!("arn:aws:kms:us-east-1:{HOLDER_ACCOUNT}:alias/hello-enclave"),
     );
-    let o = s.np(&[
-        "policy",
-        "apply",
-        "--holder",
-        "auditor",
-        "--releases",
-        &both,
-    ]);
+    let o = s.apply(&both, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
-    let o = s.np(&[
-        "policy",
-        "apply",
-        "--holder",
-        "auditor",
-        "--releases",
-        &both,
-        "--yes",
-    ]);
+    let o = s.apply(&both, &["--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains(&format!("resolved to key {}", s.holder_key)));
     let holder_policy = s.policy(&s.holder, &s.holder_key);
@@ -269,27 +253,10 @@ fn the_holders_key_is_read_and_written_only_in_the_holders_account() {
 
     // Dropping the release the live policy admits (old) needs the explicit flag.
     let new = s.new.to_str().unwrap();
-    let o = s.np(&[
-        "policy",
-        "apply",
-        "--holder",
-        "auditor",
-        "--releases",
-        new,
-        "--yes",
-    ]);
+    let o = s.apply(new, &["--yes"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("running release"), "{}", text(&o));
-    let o = s.np(&[
-        "policy",
-        "apply",
-        "--holder",
-        "auditor",
-        "--releases",
-        new,
-        "--yes",
-        "--allow-dropping-running-release",
-    ]);
+    let o = s.apply(new, &["--yes", "--allow-dropping-running-release"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let d = s.np(&["policy", "diff", "--holder", "auditor", "--to", "/dev/null"]);
     assert_eq!(d.status.code(), Some(1), "an empty file is not a policy");

@@ -7,11 +7,10 @@
 mod canned;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use canned::{key_policy_of, Cloud, Quiet};
 use nitro_provision::reconcile::online_plan::{self, PlanOptions};
-use nitro_provision::reconcile::{apply, stack_tags, AwsArgs, Prepared};
+use nitro_provision::reconcile::{apply, stack_tags, Prepared};
 use nitro_provision::render::Templates;
 
 /// The live policy with a foreign admin added outside CloudFormation.
@@ -71,15 +70,7 @@ fn run(old_release: bool, edit: &dyn Fn(String) -> String, refuse_put: bool) -> 
     std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
     let loaded = nitro_provision::config::load(&config).unwrap();
     let aws = canned::aws(&cloud);
-    let args = AwsArgs {
-        profile: None,
-        endpoint_url: None,
-        poll: Duration::from_millis(1),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (args, rt) = (canned::args(), canned::rt());
     let mut drift_reported = false;
     let mut rendered_policy = String::new();
     let result = rt.block_on(async {
@@ -188,15 +179,7 @@ fn adopted_stack_gets_the_ownership_tags() {
     let foreign = r#"{"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}"#;
     let cloud = Cloud::deployed(foreign, vec![("team".into(), "orders".into())]);
     let aws = canned::aws(&cloud);
-    let args = AwsArgs {
-        profile: None,
-        endpoint_url: None,
-        poll: Duration::from_millis(1),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (args, rt) = (canned::args(), canned::rt());
     rt.block_on(async {
         let refused = online_plan::plan(&loaded, prepare(), &aws, &args, PlanOptions::default())
             .await

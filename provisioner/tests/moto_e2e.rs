@@ -7,7 +7,7 @@ mod moto_support;
 use std::path::{Path, PathBuf};
 
 use harness::Moto;
-use moto_support::{aws, existing_network, np, text};
+use moto_support::{aws, existing_network, live_key_policy, np, save_plan, text};
 use nitro_provision::aws::stack;
 use sha2::{Digest, Sha256, Sha384};
 
@@ -42,16 +42,7 @@ fn plan_apply_replan_change_apply_destroy() {
     let eif = dir
         .path()
         .join(".nitro-provision/build/hello-enclave/hello-enclave.eif");
-    let mtime = std::fs::metadata(&eif).unwrap().modified().unwrap();
-    let mut bytes = std::fs::read(&eif).unwrap();
-    bytes[100] ^= 0xff;
-    std::fs::write(&eif, &bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&eif)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    harness::corrupt_keeping_mtime(&eif, 100);
 
     let outputs = dir.path().join("outputs.json");
     let o = np(
@@ -74,6 +65,13 @@ fn plan_apply_replan_change_apply_destroy() {
     // Through the AWS API: the stack, the key with exactly the rendered policy, the artifacts.
     let plan_json = np(&moto, &config, &["plan", "--offline", "--json"]);
     let planned: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&live_key_policy(&rt, &aws, "hello-enclave").1).unwrap();
+    assert_eq!(
+        live, planned["key_policy"],
+        "the key carries the rendered policy"
+    );
+    assert!(live.to_string().contains("kms:RecipientAttestation:PCR0"));
     rt.block_on(async {
         let info = stack::describe(&aws, "hello-enclave")
             .await
@@ -84,22 +82,6 @@ fn plan_apply_replan_change_apply_destroy() {
             "{}",
             info.status
         );
-        let resources = stack::resources(&aws, &info.id).await.unwrap();
-        let key_id = &resources["EnclaveKey"].1;
-        let policy = aws
-            .kms
-            .get_key_policy()
-            .key_id(key_id)
-            .policy_name("default")
-            .send()
-            .await
-            .unwrap();
-        let live: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-        assert_eq!(
-            live, planned["key_policy"],
-            "the key carries the rendered policy"
-        );
-        assert!(live.to_string().contains("kms:RecipientAttestation:PCR0"));
         for a in planned["artifacts"].as_array().unwrap() {
             let key = a["key"].as_str().unwrap();
             let object = aws
@@ -239,12 +221,7 @@ fn saved_plan_is_refused_when_stale() {
     let dir = tempfile::tempdir().unwrap();
     let config = deployment(dir.path());
     let saved = dir.path().join("plan.json");
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", saved.to_str().unwrap()])
-            .status
-            .code(),
-        Some(0)
-    );
+    save_plan(&moto, &config, &saved);
     let changed = std::fs::read_to_string(&config)
         .unwrap()
         .replace("team: platform", "team: security");

@@ -8,6 +8,17 @@ use harness::Moto;
 use moto_support::{aws, change_sets, existing_network, np, stack_status, text};
 use nitro_provision::aws::stack;
 
+fn cfn_tags(tags: &[(&str, &str)]) -> Vec<aws_sdk_cloudformation::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+        })
+        .collect()
+}
+
 /// Creates stack `hello-enclave` holding one SQS queue, with `tags`.
 fn foreign_stack(
     rt: &tokio::runtime::Runtime,
@@ -26,16 +37,7 @@ fn foreign_stack(
             .create_stack()
             .stack_name("hello-enclave")
             .template_body(template.to_string())
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| {
-                        aws_sdk_cloudformation::types::Tag::builder()
-                            .key(*k)
-                            .value(*v)
-                            .build()
-                    })
-                    .collect(),
-            ))
+            .set_tags(Some(cfn_tags(tags)))
             .send()
             .await
             .unwrap();
@@ -165,20 +167,10 @@ fn adopt_stack_takes_a_foreign_stack_over_on_purpose() {
             .stack_name("hello-enclave")
             .use_previous_template(true)
             .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityNamedIam)
-            .set_tags(Some(
-                [
-                    ("managed-by", "nitro-provision"),
-                    ("nitro-provision:deployment", "hello-enclave"),
-                ]
-                .iter()
-                .map(|(k, v)| {
-                    aws_sdk_cloudformation::types::Tag::builder()
-                        .key(*k)
-                        .value(*v)
-                        .build()
-                })
-                .collect(),
-            ))
+            .set_tags(Some(cfn_tags(&[
+                ("managed-by", "nitro-provision"),
+                ("nitro-provision:deployment", "hello-enclave"),
+            ])))
             .send()
             .await
             .unwrap();
@@ -188,4 +180,40 @@ fn adopt_stack_takes_a_foreign_stack_over_on_purpose() {
     let o = np(&moto, &config, &["destroy", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(stack_status(&rt, &aws, "hello-enclave"), None);
+}
+
+#[test]
+fn someone_elses_pending_create_is_not_deleted() {
+    // A stack that only holds another tool's CREATE change set has no template to read: its
+    // tags alone decide, and without ours plan refuses instead of clearing it away.
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let (rt, aws) = aws(&moto);
+    let template = serde_json::json!({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}});
+    rt.block_on(
+        aws.cfn
+            .create_change_set()
+            .stack_name("hello-enclave")
+            .change_set_name("theirs")
+            .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+            .template_body(template.to_string())
+            .send(),
+    )
+    .unwrap();
+    for args in [&["plan"][..], &["destroy", "--yes"]] {
+        let o = np(&moto, &config, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&o).contains("no `managed-by: nitro-provision` tag"),
+            "{}",
+            text(&o)
+        );
+    }
+    assert_eq!(
+        stack_status(&rt, &aws, "hello-enclave").as_deref(),
+        Some("REVIEW_IN_PROGRESS")
+    );
+    let sets = change_sets(&rt, &aws, "hello-enclave");
+    assert_eq!(sets.len(), 1, "{sets:?}");
 }

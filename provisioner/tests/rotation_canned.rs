@@ -7,12 +7,11 @@
 mod canned;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use canned::{key_policy_of, Cloud, Quiet};
 use nitro_provision::reconcile::online_plan::{self, PlanOptions};
 use nitro_provision::reconcile::saved_plan::SavedPlan;
-use nitro_provision::reconcile::{apply, stack_tags, AwsArgs, Prepared};
+use nitro_provision::reconcile::{apply, stack_tags, Prepared};
 use nitro_provision::render::Templates;
 
 fn enclave_release_sids(template: &str) -> Vec<String> {
@@ -54,15 +53,7 @@ fn rotate(keep_old: bool) -> (Arc<Mutex<Cloud>>, Vec<String>, bool) {
     let said: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = said.clone();
     let say = move |s: &str| log.lock().unwrap().push(s.to_string());
-    let args = AwsArgs {
-        profile: None,
-        endpoint_url: None,
-        poll: Duration::from_millis(1),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (args, rt) = (canned::args(), canned::rt());
     let plan_file = dir.path().join("plan.json");
     let opts = PlanOptions {
         keep_old_release: keep_old,

@@ -7,7 +7,7 @@ mod moto_support;
 use std::path::Path;
 
 use harness::Moto;
-use moto_support::{aws, change_sets, np, stack_status, text};
+use moto_support::{aws, change_sets, np, save_plan, stack_status, text};
 use nitro_provision::aws::Aws;
 use nitro_provision::reconcile::saved_plan::SavedPlan;
 use serde_json::{json, Value};
@@ -70,9 +70,7 @@ fn every_field_of_a_saved_plan_is_checked_before_anything_runs() {
     let config = harness::example_deployment(dir.path());
     let (rt, aws) = aws(&moto);
     let saved = dir.path().join("plan.json");
-    let o = np(&moto, &config, &["plan", "--out", saved.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let pristine: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let pristine = save_plan(&moto, &config, &saved);
     assert_eq!(pristine["phase"], "bootstrap");
     let file = dir.path().join("tampered.json");
 
@@ -200,8 +198,7 @@ fn another_deployments_plan_is_refused_and_left_alone() {
     .unwrap();
     let (rt, aws) = aws(&moto);
     let plan = dir.path().join("billing.json");
-    let o = np(&moto, &other, &["plan", "--out", plan.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    save_plan(&moto, &other, &plan);
     for args in [
         &["apply", plan.to_str().unwrap()][..],
         &["plan", "--discard", plan.to_str().unwrap()],
@@ -230,14 +227,7 @@ fn pending_plans_show_in_status_and_can_be_discarded() {
     let config = harness::example_deployment(dir.path());
     let (rt, aws) = aws(&moto);
     let first = dir.path().join("first.json");
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", path_arg(&first)])
-            .status
-            .code(),
-        Some(0)
-    );
-    let arn = serde_json::from_str::<Value>(&std::fs::read_to_string(&first).unwrap()).unwrap()
-        ["change_set_arn"]
+    let arn = save_plan(&moto, &config, &first)["change_set_arn"]
         .as_str()
         .unwrap()
         .to_string();
@@ -288,14 +278,7 @@ fn pending_plans_show_in_status_and_can_be_discarded() {
     )
     .unwrap();
     let second = dir.path().join("second.json");
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", path_arg(&second)])
-            .status
-            .code(),
-        Some(0)
-    );
-    let arn = serde_json::from_str::<Value>(&std::fs::read_to_string(&second).unwrap()).unwrap()
-        ["change_set_arn"]
+    let arn = save_plan(&moto, &config, &second)["change_set_arn"]
         .as_str()
         .unwrap()
         .to_string();

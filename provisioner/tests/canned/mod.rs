@@ -77,6 +77,22 @@ impl Cloud {
     }
 }
 
+/// Fast polling, no profile, no endpoint: the mocks answer.
+pub fn args() -> nitro_provision::reconcile::AwsArgs {
+    nitro_provision::reconcile::AwsArgs {
+        profile: None,
+        endpoint_url: None,
+        poll: std::time::Duration::from_millis(1),
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub struct Quiet;
 impl EventSink for Quiet {
     fn event(&self, _: &StackEvent) {}

@@ -95,6 +95,13 @@ pub fn existing_network(rt: &tokio::runtime::Runtime, aws: &Aws, config: &Path) 
     std::fs::write(config, text).unwrap();
 }
 
+/// `plan --out PATH` (which must succeed); the saved plan as JSON.
+pub fn save_plan(moto: &Moto, config: &Path, path: &Path) -> serde_json::Value {
+    let o = np(moto, config, &["plan", "--out", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// The stack's change sets: (ARN, execution status).
 pub fn change_sets(rt: &tokio::runtime::Runtime, aws: &Aws, stack: &str) -> Vec<(String, String)> {
     rt.block_on(stack::list_change_sets(aws, stack))
