@@ -15,6 +15,19 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// `plan --offline --json` of `config`, which must succeed.
+fn offline_json(config: &std::path::Path) -> String {
+    let o = np(&[
+        "-f",
+        config.to_str().unwrap(),
+        "plan",
+        "--offline",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(&o)
+}
+
 #[test]
 fn plan_offline_text_matches_golden() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,15 +46,7 @@ fn plan_offline_text_matches_golden() {
 fn plan_offline_json_matches_golden_and_is_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let config = harness::example_deployment(dir.path());
-    let o = np(&[
-        "-f",
-        config.to_str().unwrap(),
-        "plan",
-        "--offline",
-        "--json",
-    ]);
-    assert!(o.status.success());
-    let text = stdout(&o);
+    let text = offline_json(&config);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["format_version"], "1.1");
     // A stable schema (item 11 of issue 10): every key is there, null or empty when it does not
@@ -195,15 +200,7 @@ fn a_cached_eif_changed_on_disk_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let config = harness::example_deployment(dir.path());
     let plan = || {
-        let o = np(&[
-            "-f",
-            config.to_str().unwrap(),
-            "plan",
-            "--offline",
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&offline_json(&config)).unwrap();
         doc["artifacts"][0]["digest"].as_str().unwrap().to_string()
     };
     let eif = dir
