@@ -296,6 +296,14 @@ fn the_deployments_own_key_is_found_by_alias_in_its_account() {
         "{}",
         text(&o)
     );
+    // A global --profile that does not exist is an error too, before any AWS call.
+    let o = s.np(&["--profile", "nosuch", "status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("AWS profile `nosuch` cannot be used"),
+        "{}",
+        text(&o)
+    );
     // A key that does not exist names itself.
     let o = s.np(&["policy", "explain", "--live", "alias/nope"]);
     assert_eq!(o.status.code(), Some(1));

@@ -177,6 +177,14 @@ fn adopt_stack_takes_a_foreign_stack_over_on_purpose() {
     });
     let o = np(&moto, &config, &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = np(&moto, &config, &["plan", "--adopt-stack"]);
+    assert!(
+        text(&o).contains(
+            "--adopt-stack has nothing to adopt: stack hello-enclave is already this deployment's"
+        ),
+        "{}",
+        text(&o)
+    );
     let o = np(&moto, &config, &["destroy", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(stack_status(&rt, &aws, "hello-enclave"), None);

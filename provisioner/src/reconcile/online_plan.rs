@@ -210,11 +210,17 @@ pub async fn plan(
     if prepared.built.standin {
         plan.warnings.push(crate::build::STANDIN_WARNING.into());
     }
-    if let Some(why) = existing.as_ref().and_then(|e| e.adopted.as_ref()) {
-        plan.warnings.push(format!(
+    match existing.as_ref().and_then(|e| e.adopted.as_ref()) {
+        Some(why) => plan.warnings.push(format!(
             "adopting stack {} (--adopt-stack): it was not this deployment's ({why}); apply replaces its template and tags, deleting resources that are not in ours",
             c.name
-        ));
+        )),
+        None if opts.adopt_stack => plan.warnings.push(format!(
+            "--adopt-stack has nothing to adopt: stack {} {}",
+            c.name,
+            if existing.is_some() { "is already this deployment's" } else { "does not exist" }
+        )),
+        None => {}
     }
     if let Some(before) = before {
         plan.pcr_changes = pcr_changes(&before.pcrs, &prepared.rendered.pinned_pcrs);
