@@ -313,7 +313,12 @@ pub fn build(
     let record_path = out_dir.join("build-record.json");
     if let Ok(text) = fs::read_to_string(&record_path) {
         if let Ok(prev) = serde_json::from_str::<Built>(&text) {
-            if prev.fingerprint == fp && prev.eif.is_file() {
+            // The EIF is re-hashed before it is reused: a cached file whose bytes changed on
+            // disk is rebuilt, never reported or uploaded under the recorded digests.
+            if prev.fingerprint == fp
+                && prev.eif.is_file()
+                && digests(&prev.eif)? == (prev.eif_sha384.clone(), prev.eif_sha256.clone())
+            {
                 return Ok(Built {
                     standin: blobs.standin,
                     ..prev

@@ -115,23 +115,38 @@ pub struct PlanArgs {
     pub out: Option<PathBuf>,
     /// In a rotation, keep the old release admitted after the instances roll (so other key
     /// holders can sign off); a later plan/apply drops it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "offline")]
     pub keep_old_release: bool,
+    /// Take over a stack of this name that nitro-provision did not create (or that belongs to
+    /// another deployment): the plan replaces its template, deleting resources not in ours.
+    #[arg(long, conflicts_with = "offline")]
+    pub adopt_stack: bool,
+    /// Discard a saved plan: delete its change set (and the empty stack of a first plan).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["offline", "json", "detailed_exitcode", "out", "keep_old_release", "adopt_stack"]
+    )]
+    pub discard: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// A plan saved with `plan --out`: applied exactly, without a prompt; refused when stale.
+    /// A plan saved with `plan --out`: applied exactly, without a prompt; refused when stale or
+    /// modified. Planning options (and --yes: the file is the approval) cannot be combined with it.
     pub plan: Option<PathBuf>,
     /// Approve without a prompt (required without a terminal).
-    #[arg(long, visible_alias = "auto-approve")]
+    #[arg(long, visible_alias = "auto-approve", conflicts_with = "plan")]
     pub yes: bool,
     /// Write the stack outputs as JSON.
     #[arg(long, value_name = "FILE")]
     pub outputs_file: Option<PathBuf>,
     /// In a rotation, stop after admitting both releases and rolling the instances.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plan")]
     pub keep_old_release: bool,
+    /// Take over a stack of this name that nitro-provision did not create (see `plan --adopt-stack`).
+    #[arg(long, conflicts_with = "plan")]
+    pub adopt_stack: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +199,24 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => commands::verify::run(&ctx, &args),
         Command::Eif(cmd) => commands::eif::run(&cmd),
     }
+}
+
+/// Parses the command line. Help and `--version` exit 0; every usage error exits 1, like any
+/// other error (2 means only "changes present").
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// The text `main` prints after `error: ` (see `output::error_text`).
+pub fn describe_error(e: &anyhow::Error) -> String {
+    crate::output::error_text(e.as_ref())
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`.

@@ -1,5 +1,5 @@
-//! Terminal styling: colors only when stdout is a terminal, `NO_COLOR` is unset and `--no-color`
-//! was not given — CI logs and golden files stay plain.
+//! Terminal output: colors only when stdout is a terminal, `NO_COLOR` is unset and `--no-color`
+//! was not given — CI logs and golden files stay plain; errors said with each cause once.
 
 use std::io::IsTerminal;
 
@@ -45,4 +45,22 @@ impl Style {
     pub fn warn(&self, s: &str) -> String {
         self.paint("1;33", s)
     }
+}
+
+/// An error and its causes, each said once: a cause whose text the message already contains
+/// (thiserror and SDK messages often embed their source) is not repeated.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -122,6 +122,7 @@ fn replacements_are_reported_as_destroy_then_create() {
         parameters: Default::default(),
         tags: vec![],
         create: false,
+        description: String::new(),
     };
     let outcome = rt()
         .block_on(stack::create_change_set(
@@ -208,16 +209,22 @@ fn saved() -> SavedPlan {
         region: "us-east-1".into(),
         account: "123456789012".into(),
         stack_name: "demo".into(),
-        stack_id: "arn:stack/demo".into(),
-        change_set_arn: "arn:cs/1".into(),
         phase: "full".into(),
         template_sha256: String::new(),
         parameters_sha256: String::new(),
         config_sha256: String::new(),
+        deployed_template_sha256: None,
+        key_id: None,
+        live_key_policy_sha256: None,
         artifacts: vec![],
         created_at_unix: 0,
         keep_old_release: false,
         finish_rotation: false,
+        adopt_stack: false,
+        content_sha256: String::new(),
+        stack_id: "arn:stack/demo".into(),
+        change_set_arn: Some("arn:cs/1".into()),
+        digest: String::new(),
     }
 }
 
@@ -296,7 +303,7 @@ fn failed_update(final_status: StackStatus) -> (Result<(), String>, Vec<Event>) 
     let aws = aws(client);
     let sink = Recorder::default();
     let result = rt()
-        .block_on(apply::execute(&aws, &saved(), &args(), &sink))
+        .block_on(apply::execute(&aws, &saved(), "arn:cs/1", &args(), &sink))
         .map(|_| ())
         .map_err(|e| e.to_string());
     (result, sink.0.into_inner())
@@ -329,6 +336,7 @@ fn rollback_complete_offers_the_way_out() {
         status_reason: Some("The following resource(s) failed to create: [Instance]".into()),
         outputs: Default::default(),
         parameters: Default::default(),
+        tags: Default::default(),
         termination_protection: false,
     };
     let err = online_plan::check_stack_state(&stuck)
@@ -363,6 +371,7 @@ fn termination_protection_is_respected_without_force() {
             status_reason: None,
             outputs: Default::default(),
             parameters: Default::default(),
+            tags: Default::default(),
             termination_protection: true,
         },
         resources: vec![],

@@ -15,6 +15,19 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// `plan --offline --json` of `config`, which must succeed.
+fn offline_json(config: &std::path::Path) -> String {
+    let o = np(&[
+        "-f",
+        config.to_str().unwrap(),
+        "plan",
+        "--offline",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(&o)
+}
+
 #[test]
 fn plan_offline_text_matches_golden() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,17 +46,30 @@ fn plan_offline_text_matches_golden() {
 fn plan_offline_json_matches_golden_and_is_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let config = harness::example_deployment(dir.path());
-    let o = np(&[
-        "-f",
-        config.to_str().unwrap(),
-        "plan",
-        "--offline",
-        "--json",
-    ]);
-    assert!(o.status.success());
-    let text = stdout(&o);
+    let text = offline_json(&config);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(doc["format_version"], "1.0");
+    assert_eq!(doc["format_version"], "1.1");
+    // A stable schema (item 11 of issue 10): every key is there, null or empty when it does not
+    // apply; PCRs carry nitro-cli's names.
+    for key in [
+        "change_set",
+        "key_id",
+        "pcr_changes",
+        "key_policy_change",
+        "key_policy_drift",
+    ] {
+        assert!(doc.get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(doc["pcr_changes"], serde_json::json!([]));
+    assert!(doc["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a.get("present").is_some_and(|p| p.is_null())));
+    for (i, p) in doc["pinned_pcrs"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(p["name"], format!("PCR{}", p["index"]), "{i}");
+    }
+
     assert_eq!(doc["mode"], "offline");
     harness::assert_golden("plan-offline.json", &text);
 }
@@ -163,4 +189,59 @@ fn template_override_directory_is_used() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ud = std::fs::read_to_string(out.join("user_data.sh")).unwrap();
     assert!(ud.contains("RestartSec=7"));
+}
+
+/// Item 11 of issue 10: a cached EIF whose bytes changed on disk (same size, same mtime, so the
+/// input fingerprint still matches) is rebuilt before it is reported; the report always names
+/// the bytes on disk.
+#[test]
+fn a_cached_eif_changed_on_disk_is_rebuilt() {
+    use sha2::{Digest, Sha384};
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let plan = || {
+        let doc: serde_json::Value = serde_json::from_str(&offline_json(&config)).unwrap();
+        doc["artifacts"][0]["digest"].as_str().unwrap().to_string()
+    };
+    let eif = dir
+        .path()
+        .join(".nitro-provision/build/hello-enclave/hello-enclave.eif");
+    let on_disk = || {
+        format!(
+            "sha384:{}",
+            hex::encode(Sha384::digest(std::fs::read(&eif).unwrap()))
+        )
+    };
+    let built = plan();
+    assert_eq!(built, on_disk());
+    harness::corrupt_keeping_mtime(&eif, 100);
+    assert_ne!(on_disk(), built, "the cached file was changed");
+    assert_eq!(plan(), built, "rebuilt: the same reproducible EIF");
+    assert_eq!(on_disk(), built, "and the file on disk is that EIF again");
+}
+
+/// Item 11 of issue 10: an error prints each cause once.
+#[test]
+fn errors_print_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let missing: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("dir: ") && l.contains("blobs-standin") {
+                "    dir: /nonexistent/blobs"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(missing, text.trim_end());
+    std::fs::write(&config, missing + "\n").unwrap();
+    let o = np(&["-f", config.to_str().unwrap(), "plan", "--offline"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/blobs/cmdline"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }

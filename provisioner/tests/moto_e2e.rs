@@ -2,90 +2,17 @@
 //! real moto server, asserting through the AWS API. Plus the CI safety rails: saved-plan
 //! staleness, non-TTY prompt refusal, and uploads skipped by digest.
 
+mod moto_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use harness::Moto;
-use nitro_provision::aws::{stack, Aws, AwsOptions};
+use moto_support::{aws, existing_network, live_key_policy, np, save_plan, text};
+use nitro_provision::aws::stack;
+use sha2::{Digest, Sha256, Sha384};
 
 fn deployment(dir: &Path) -> PathBuf {
     harness::example_deployment(dir)
-}
-
-fn np(moto: &Moto, config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
-        .arg("-f")
-        .arg(config)
-        .args(args)
-        .envs(moto.env())
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run nitro-provision");
-    eprintln!(
-        "$ nitro-provision {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn aws(moto: &Moto) -> (tokio::runtime::Runtime, Aws) {
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
-        std::env::set_var(k, v);
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let aws = rt.block_on(Aws::connect(&AwsOptions {
-        region: "us-east-1".into(),
-        profile: None,
-        endpoint_url: Some(moto.url()),
-        max_attempts: 1,
-    }));
-    (rt, aws)
-}
-
-/// A VPC with two subnets, made by the test: moto never deletes a route table created through
-/// CloudFormation, so a stack-created VPC cannot be destroyed there. The deployment then uses
-/// `instance.network.vpc_id/subnet_ids` (the existing-network mode).
-fn existing_network(rt: &tokio::runtime::Runtime, aws: &Aws, config: &Path) {
-    let template = serde_json::json!({
-        "Resources": {
-            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}},
-            "A": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.9.0.0/24"}},
-            "B": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.9.1.0/24"}}
-        }
-    });
-    let ids = rt.block_on(async {
-        aws.cfn
-            .create_stack()
-            .stack_name("test-network")
-            .template_body(template.to_string())
-            .send()
-            .await
-            .unwrap();
-        stack::resources(aws, "test-network").await.unwrap()
-    });
-    let text = std::fs::read_to_string(config).unwrap().replace(
-        "    vpc_cidr: 10.80.0.0/16",
-        &format!(
-            "    vpc_id: {}\n    subnet_ids: [{}, {}]",
-            ids["Vpc"].1, ids["A"].1, ids["B"].1
-        ),
-    );
-    std::fs::write(config, text).unwrap();
 }
 
 #[test]
@@ -110,6 +37,13 @@ fn plan_apply_replan_change_apply_destroy() {
     assert_eq!(o.status.code(), Some(2), "a new stack has changes");
     assert!(text(&o).contains("+ EnclaveKey"));
 
+    // The cached EIF is changed on disk after the plan (same size and mtime): apply rebuilds it
+    // before uploading, so the bucket gets exactly the planned bytes (checked below).
+    let eif = dir
+        .path()
+        .join(".nitro-provision/build/hello-enclave/hello-enclave.eif");
+    harness::corrupt_keeping_mtime(&eif, 100);
+
     let outputs = dir.path().join("outputs.json");
     let o = np(
         &moto,
@@ -131,6 +65,13 @@ fn plan_apply_replan_change_apply_destroy() {
     // Through the AWS API: the stack, the key with exactly the rendered policy, the artifacts.
     let plan_json = np(&moto, &config, &["plan", "--offline", "--json"]);
     let planned: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&live_key_policy(&rt, &aws, "hello-enclave").1).unwrap();
+    assert_eq!(
+        live, planned["key_policy"],
+        "the key carries the rendered policy"
+    );
+    assert!(live.to_string().contains("kms:RecipientAttestation:PCR0"));
     rt.block_on(async {
         let info = stack::describe(&aws, "hello-enclave")
             .await
@@ -141,41 +82,64 @@ fn plan_apply_replan_change_apply_destroy() {
             "{}",
             info.status
         );
-        let resources = stack::resources(&aws, &info.id).await.unwrap();
-        let key_id = &resources["EnclaveKey"].1;
-        let policy = aws
-            .kms
-            .get_key_policy()
-            .key_id(key_id)
-            .policy_name("default")
-            .send()
-            .await
-            .unwrap();
-        let live: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-        assert_eq!(
-            live, planned["key_policy"],
-            "the key carries the rendered policy"
-        );
-        assert!(live.to_string().contains("kms:RecipientAttestation:PCR0"));
         for a in planned["artifacts"].as_array().unwrap() {
             let key = a["key"].as_str().unwrap();
-            aws.s3
-                .head_object()
+            let object = aws
+                .s3
+                .get_object()
                 .bucket("hello-enclave-123456789012-us-east-1")
                 .key(key)
                 .send()
                 .await
                 .unwrap();
+            let body = object.body.collect().await.unwrap().into_bytes();
+            let digest = a["digest"].as_str().unwrap();
+            let actual = match digest.split_once(':').unwrap().0 {
+                "sha384" => format!("sha384:{}", hex::encode(Sha384::digest(&body))),
+                _ => format!("sha256:{}", hex::encode(Sha256::digest(&body))),
+            };
+            assert_eq!(
+                actual, digest,
+                "{key}: the uploaded bytes are the planned ones"
+            );
         }
     });
-    assert!(
-        std::fs::read_to_string(&outputs)
-            .unwrap()
-            .contains("EnclaveKey")
-            || std::fs::read_to_string(&outputs)
-                .unwrap()
-                .contains("KeyArn")
+    // --outputs-file: every output the template declares, a string or null (moto reports no
+    // outputs after a change set: apply says so), never a made-up entry.
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&outputs).unwrap()).unwrap();
+    let keys: Vec<&str> = written
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "BucketName",
+            "InstanceId",
+            "KeyAlias",
+            "KeyArn",
+            "LogGroupName",
+            "PinnedPcrs",
+            "RoleArn",
+            "SupervisorEndpoint"
+        ]
     );
+    assert!(written
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| v.is_null() || v.as_str().is_some_and(|s| !s.is_empty())));
+    if written.as_object().unwrap().values().any(|v| v.is_null()) {
+        assert!(
+            text(&o).contains("CloudFormation reports no value for")
+                && text(&o).contains("--outputs-file has them as null"),
+            "{}",
+            text(&o)
+        );
+    }
 
     let o = np(&moto, &config, &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "nothing changed since apply");
@@ -257,12 +221,7 @@ fn saved_plan_is_refused_when_stale() {
     let dir = tempfile::tempdir().unwrap();
     let config = deployment(dir.path());
     let saved = dir.path().join("plan.json");
-    assert_eq!(
-        np(&moto, &config, &["plan", "--out", saved.to_str().unwrap()])
-            .status
-            .code(),
-        Some(0)
-    );
+    save_plan(&moto, &config, &saved);
     let changed = std::fs::read_to_string(&config)
         .unwrap()
         .replace("team: platform", "team: security");

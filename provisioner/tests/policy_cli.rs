@@ -1,20 +1,30 @@
-//! `policy render|diff|explain|apply` through the binary; `apply --holder` against moto's KMS.
+//! `policy render|diff|explain` through the binary, no AWS (`policy apply --holder` against
+//! moto is in `holder_moto.rs`). Includes items 7, 8 and 10 of issue 10: conflicting or ignored
+//! flag combinations are usage errors; `explain` lists every way to get Decrypt and flags it,
+//! and the guards refuse such policies when rendering; files are reviewed without any
+//! enclave.yaml.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use harness::Moto;
 use sha2::{Digest, Sha384};
 
-fn np(config: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+/// Runs the binary in `dir` (no enclave.yaml unless `-f` names one).
+fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
-        .arg("-f")
-        .arg(config)
+        .current_dir(dir)
         .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .output()
         .unwrap()
+}
+
+fn np(config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["-f", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(config.parent().unwrap(), &all)
 }
 
 fn text(o: &Output) -> String {
@@ -53,14 +63,13 @@ fn render_diff_explain_and_guards() {
     let steady = np(
         &config,
         &["policy", "render", "--releases", old.to_str().unwrap()],
-        &[],
     );
     assert_eq!(steady.status.code(), Some(0), "{}", text(&steady));
     let steady_path = dir.path().join("steady.json");
     std::fs::write(&steady_path, &steady.stdout).unwrap();
 
     let both = format!("{},{}", old.display(), new.display());
-    let transitional = np(&config, &["policy", "render", "--releases", &both], &[]);
+    let transitional = np(&config, &["policy", "render", "--releases", &both]);
     assert_eq!(
         transitional.status.code(),
         Some(0),
@@ -81,7 +90,6 @@ fn render_diff_explain_and_guards() {
             "--to",
             transitional_path.to_str().unwrap(),
         ],
-        &[],
     );
     assert_eq!(d.status.code(), Some(2), "{}", text(&d));
     assert!(text(&d).contains('+'), "{}", text(&d));
@@ -95,7 +103,6 @@ fn render_diff_explain_and_guards() {
             "--to",
             steady_path.to_str().unwrap(),
         ],
-        &[],
     );
     assert_eq!(same.status.code(), Some(0));
     let json = np(
@@ -109,7 +116,6 @@ fn render_diff_explain_and_guards() {
             "--to",
             transitional_path.to_str().unwrap(),
         ],
-        &[],
     );
     assert!(
         serde_json::from_slice::<serde_json::Value>(&json.stdout).is_ok(),
@@ -126,7 +132,6 @@ fn render_diff_explain_and_guards() {
             "--json",
             transitional_path.to_str().unwrap(),
         ],
-        &[],
     );
     let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
     let releases: usize = v["access"]
@@ -141,7 +146,6 @@ fn render_diff_explain_and_guards() {
     let g = np(
         &config,
         &["policy", "render", "--releases", zero.to_str().unwrap()],
-        &[],
     );
     assert_eq!(g.status.code(), Some(1));
     assert!(text(&g).contains("all-zero"), "{}", text(&g));
@@ -157,158 +161,218 @@ fn render_diff_explain_and_guards() {
             "--releases",
             old.to_str().unwrap(),
         ],
-        &[],
     );
     assert_eq!(h.status.code(), Some(0), "{}", text(&h));
     assert!(text(&h).contains("arn:aws:iam::210987654321:role/key-admin"));
-    let unknown = np(&config, &["policy", "render", "--holder", "nobody"], &[]);
+    let unknown = np(&config, &["policy", "render", "--holder", "nobody"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown).contains("no key holder `nobody`"));
 }
 
-#[test]
-fn apply_to_a_key_holder_key_with_confirmation() {
-    let moto = Moto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = harness::example_deployment(dir.path());
-    let (old, new) = (
-        measurements(dir.path(), "old"),
-        measurements(dir.path(), "new"),
-    );
-    // The holder's key, in moto (moto has one account, so the holder's account is 123456789012).
-    let text_cfg = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("account: \"210987654321\"", "account: \"123456789012\"")
-        .replace(
-            "arn:aws:iam::210987654321:role/key-admin",
-            "arn:aws:iam::123456789012:root",
-        );
-    let steady = {
-        std::fs::write(&config, &text_cfg).unwrap();
-        let o = np(
-            &config,
-            &[
-                "policy",
-                "render",
-                "--holder",
-                "auditor",
-                "--releases",
-                old.to_str().unwrap(),
-            ],
-            &[],
-        );
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        String::from_utf8(o.stdout).unwrap()
-    };
-    let env = moto.env();
-    let key_id = {
-        for (k, v) in &env {
-            std::env::set_var(k, v);
-        }
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let aws = nitro_provision::aws::Aws::connect(&nitro_provision::aws::AwsOptions {
-                region: "us-east-1".into(),
-                endpoint_url: Some(moto.url()),
-                max_attempts: 1,
-                ..Default::default()
-            })
-            .await;
-            let k = aws.kms.create_key().policy(steady).send().await.unwrap();
-            k.key_metadata().unwrap().key_id().to_string()
-        })
-    };
-    std::fs::write(
-        &config,
-        text_cfg.replace(
-            "      # key: alias/hello-enclave",
-            &format!("      key: {key_id}"),
-        ),
-    )
-    .unwrap();
-
-    // Same releases: nothing to do.
+/// The example's steady policy, rendered for fixed measurements, written to `dir/NAME`.
+fn rendered_policy(dir: &Path, name: &str) -> PathBuf {
+    let config = harness::example_deployment(dir);
+    let m = measurements(dir, "fixed");
     let o = np(
         &config,
-        &[
-            "policy",
-            "apply",
-            "--holder",
-            "auditor",
-            "--releases",
-            old.to_str().unwrap(),
-        ],
-        &env,
+        &["policy", "render", "--releases", m.to_str().unwrap()],
     );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let path = dir.join(name);
+    std::fs::write(&path, &o.stdout).unwrap();
+    path
+}
+
+#[test]
+fn conflicting_or_ignored_policy_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = rendered_policy(dir.path(), "p.json");
+    let p = policy.to_str().unwrap();
+    for (args, expected) in [
+        (
+            &["policy", "diff", "--from", p, "--live", "alias/x"][..],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "policy", "diff", "--from", p, "--to", p, "--holder", "auditor",
+            ],
+            "--holder has no effect when both --from and --to are files",
+        ),
+        (
+            &["policy", "explain", p, "--live", "alias/x"],
+            "cannot be used with",
+        ),
+        (
+            &["policy", "explain", p, "--holder", "auditor"],
+            "cannot be used with",
+        ),
+        (&["policy", "apply"], "--holder <HOLDER>"),
+    ] {
+        let o = run(dir.path(), args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("No differences"), "{args:?}");
+    }
+}
+
+#[test]
+fn policy_files_are_reviewed_without_an_enclave_yaml() {
+    let work = tempfile::tempdir().unwrap();
+    let a = rendered_policy(work.path(), "a.json");
+    // A directory with only the files a key holder was sent.
+    let holder = tempfile::tempdir().unwrap();
+    let b = holder.path().join("b.json");
+    std::fs::copy(&a, &b).unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    assert!(!holder.path().join("enclave.yaml").exists());
+    let o = run(holder.path(), &["policy", "diff", "--from", a, "--to", b]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("No differences"));
-
-    // Transitional: shows the diff, refuses without a terminal, applies with --yes.
-    let both = format!("{},{}", old.display(), new.display());
-    let o = np(
-        &config,
+    let o = run(holder.path(), &["policy", "explain", b]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Even with -f naming a file that does not exist: it is not read.
+    let o = run(
+        holder.path(),
         &[
+            "-f",
+            "/nonexistent/enclave.yaml",
             "policy",
-            "apply",
-            "--holder",
-            "auditor",
-            "--releases",
-            &both,
+            "explain",
+            "--json",
+            b,
         ],
-        &env,
     );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // What needs the deployment still says so.
+    let o = run(holder.path(), &["policy", "explain"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("pass --yes"), "{}", text(&o));
-    let o = np(
-        &config,
-        &[
-            "policy",
-            "apply",
-            "--holder",
-            "auditor",
-            "--releases",
-            &both,
-            "--yes",
-        ],
-        &env,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let d = np(
-        &config,
-        &["policy", "diff", "--holder", "auditor", "--to", "/dev/null"],
-        &env,
-    );
-    assert_eq!(d.status.code(), Some(1), "an empty file is not a policy");
+    assert!(text(&o).contains("enclave.yaml"), "{}", text(&o));
+}
 
-    // Dropping the release the live policy admits (old) needs the explicit flag.
-    let o = np(
-        &config,
-        &[
-            "policy",
-            "apply",
-            "--holder",
-            "auditor",
-            "--releases",
-            new.to_str().unwrap(),
-            "--yes",
-        ],
-        &env,
+/// A policy document with the example's admin statement plus `extra` statements.
+fn policy_with(dir: &Path, name: &str, extra: &[serde_json::Value]) -> PathBuf {
+    let base = rendered_policy(dir, "base.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base).unwrap()).unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .extend(extra.iter().cloned());
+    let path = dir.join(name);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn explain_lists_and_flags_every_way_to_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    // The rendered policy: the admins' PutKeyPolicy is the one indirect path, flagged.
+    let steady = rendered_policy(dir.path(), "steady.json");
+    let o = run(
+        dir.path(),
+        &["policy", "explain", "--json", steady.to_str().unwrap()],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("running release"), "{}", text(&o));
-    let o = np(
-        &config,
-        &[
-            "policy",
-            "apply",
-            "--holder",
-            "auditor",
-            "--releases",
-            new.to_str().unwrap(),
-            "--yes",
-            "--allow-dropping-running-release",
-        ],
-        &env,
+    assert_eq!(o.status.code(), Some(0));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let indirect = e["indirect"].as_array().unwrap();
+    assert_eq!(indirect.len(), 1, "{e:#}");
+    assert_eq!(indirect[0]["action"], "kms:PutKeyPolicy");
+    assert_eq!(
+        indirect[0]["principals"][0],
+        "arn:aws:iam::123456789012:root"
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        e["access"][0]["releases"][0]["PCR0"].is_string(),
+        "PCR names: {e:#}"
+    );
+
+    let loose = policy_with(
+        dir.path(),
+        "loose.json",
+        &[
+            serde_json::json!({"Sid": "Ops", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/ops"}, "Action": "kms:*", "Resource": "*"}),
+            serde_json::json!({"Sid": "Grants", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/ci"}, "Action": "kms:CreateGrant", "Resource": "*"}),
+            serde_json::json!({"Sid": "Debug", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/dev"}, "Action": "kms:Decrypt", "Resource": "*",
+                "Condition": {"StringEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": "0".repeat(96), "kms:RecipientAttestation:PCR1": "0".repeat(96)}}}),
+        ],
+    );
+    // The rendered policy's Deny still applies to Decrypt, CreateGrant and ReEncryptFrom without
+    // a released PCR0; remove it to see the paths a looser policy opens.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&loose).unwrap()).unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Effect"] == "Allow");
+    std::fs::write(&loose, doc.to_string()).unwrap();
+    let o = run(dir.path(), &["policy", "explain", loose.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    for expected in [
+        "can give themselves kms:Decrypt:",
+        "statement Ops: arn:aws:iam::123456789012:role/ops via kms:PutKeyPolicy",
+        "statement Ops: arn:aws:iam::123456789012:role/ops via kms:CreateGrant",
+        "statement Grants: arn:aws:iam::123456789012:role/ci via kms:CreateGrant",
+        "! statement Ops: arn:aws:iam::123456789012:role/ops can kms:Decrypt without attestation",
+        "! statement Debug: admits a release whose pinned PCRs are all zero: every debug-mode enclave",
+    ] {
+        assert!(t.contains(expected), "missing {expected:?} in\n{t}");
+    }
+}
+
+/// `--templates DIR` with a key policy template that has `edit` applied.
+fn templates_with(dir: &Path, edit: &dyn Fn(String) -> String) -> PathBuf {
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let original =
+        std::fs::read_to_string(harness::repo_root().join("policies/kms-key-policy.json.j2"))
+            .unwrap();
+    let edited = edit(original.clone());
+    assert_ne!(edited, original, "the edit applies");
+    std::fs::write(templates.join("kms-key-policy.json.j2"), edited).unwrap();
+    templates
+}
+
+#[test]
+fn guards_refuse_decrypt_paths_when_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = harness::example_deployment(dir.path());
+    let cfg = config.to_str().unwrap();
+    // The enclave's role may rewrite the policy: whoever holds its credentials could decrypt.
+    let rewrite = templates_with(&dir.path().join("a"), &|t| {
+        t.replace(
+            r#"      "Principal": {"AWS": {{ admins | tojson }}},"#,
+            r#"      "Principal": {"AWS": {{ (admins + enclave_principals) | tojson }}},"#,
+        )
+    });
+    // Writers may create grants: a grant gives Decrypt outside the key policy's conditions.
+    let grants = templates_with(&dir.path().join("b"), &|t| {
+        t.replace(
+            r#""Action": "kms:Encrypt","#,
+            r#""Action": ["kms:Encrypt", "kms:CreateGrant"],"#,
+        )
+    });
+    for (templates, expected) in [
+        (
+            &rewrite,
+            "decrypts as an attested enclave but may also call kms:PutKeyPolicy",
+        ),
+        (
+            &grants,
+            "statement SealSecrets: allows kms:CreateGrant without an attestation condition",
+        ),
+    ] {
+        for command in [
+            &["policy", "render"][..],
+            &["plan", "--offline"],
+            &["render", "--out", "out"],
+        ] {
+            let mut args = vec!["-f", cfg, "--templates", templates.to_str().unwrap()];
+            args.extend_from_slice(command);
+            let o = run(dir.path(), &args);
+            assert_eq!(o.status.code(), Some(1), "{command:?}: {}", text(&o));
+            assert!(text(&o).contains(expected), "{command:?}: {}", text(&o));
+        }
+    }
 }

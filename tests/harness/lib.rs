@@ -63,6 +63,20 @@ pub fn example_deployment(dir: &Path) -> PathBuf {
     path
 }
 
+/// Flips one byte of `path` and restores its mtime: a change no size/mtime fingerprint sees.
+pub fn corrupt_keeping_mtime(path: &Path, offset: usize) {
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
 /// Path of an external tool: the project's cache first, then PATH.
 pub fn tool(name: &str) -> PathBuf {
     let cache = cache_dir();

@@ -1,4 +1,5 @@
-//! Evaluation of our policy subset, and `explain`: who can decrypt, with which enclave.
+//! Evaluation of our policy subset, and `explain`: who can decrypt, with which enclave, and who
+//! can give themselves Decrypt (rewriting the policy, a grant, re-encryption).
 //!
 //! IAM semantics implemented: an explicit Deny wins over any Allow; a statement applies when
 //! its principal, action and every condition match; operators and keys are ANDed, the values of
@@ -191,10 +192,15 @@ fn condition_holds(operator: Operator, actual: Option<&str>, values: &[String]) 
     values.iter().any(equal) != operator.is_negated()
 }
 
-/// Who can `kms:Decrypt` under a policy, and with which enclave measurements.
+/// Who can decrypt under a policy: directly (and with which enclave measurements), and
+/// indirectly (by rewriting the policy, granting themselves Decrypt, or re-encrypting under a key
+/// they control), with the findings a reviewer must not miss.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Explanation {
     pub access: Vec<DecryptAccess>,
+    pub indirect: Vec<IndirectAccess>,
+    /// Flagged problems, one sentence each (empty for a clean policy without escalation paths).
+    pub findings: Vec<String>,
 }
 
 /// What one Allow statement that covers `kms:Decrypt` lets through, after Deny statements.
@@ -205,52 +211,185 @@ pub struct DecryptAccess {
     /// True when no attestation document is needed at all (a finding on its own).
     pub unattested: bool,
     /// The PCR sets (register → value) this statement admits and no Deny refuses: every
-    /// combination of its listed values, since IAM ORs values per key independently.
+    /// combination of its listed values, since IAM ORs values per key independently. In JSON the
+    /// registers are named `PCR0`, `PCR1`, … as in nitro-cli's measurements.
+    #[serde(serialize_with = "named_registers")]
     pub releases: Vec<BTreeMap<u8, String>>,
+    /// Some admitted release pins only all-zero registers: every debug-mode enclave (whose
+    /// memory the parent instance can read) attests exactly that.
+    pub admits_debug_enclaves: bool,
 }
+
+/// A statement whose principals can give themselves `kms:Decrypt` without being admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndirectAccess {
+    pub sid: Option<String>,
+    /// The statement's principals that the policy (after Deny) lets call `action`.
+    pub principals: Vec<String>,
+    /// `kms:PutKeyPolicy`, `kms:CreateGrant` or `kms:ReEncryptFrom`.
+    pub action: &'static str,
+    /// How that action leads to plaintext.
+    pub how: &'static str,
+}
+
+/// Actions that lead to plaintext without `kms:Decrypt` itself, and how. None of these requests
+/// can carry an attestation document.
+pub const ESCALATIONS: [(&str, &str); 3] = [
+    (
+        "kms:PutKeyPolicy",
+        "can rewrite this key policy to give itself kms:Decrypt",
+    ),
+    (
+        "kms:CreateGrant",
+        "can create a grant that gives itself kms:Decrypt (grants bypass key policy conditions)",
+    ),
+    (
+        "kms:ReEncryptFrom",
+        "can re-encrypt ciphertexts under a key it controls, then decrypt them there",
+    ),
+];
 
 /// Above this many combinations `explain` stops enumerating (a policy this loose is
 /// already a finding).
 const MAX_COMBINATIONS: usize = 1024;
 
-/// Which releases (PCR sets) and principals can Decrypt under `policy`.
+/// Which releases (PCR sets) and principals can Decrypt under `policy`, who can give themselves
+/// Decrypt, and what of it is a finding.
 pub fn explain(policy: &Policy) -> Explanation {
-    let access = policy
+    let access: Vec<DecryptAccess> = policy
         .statements
         .iter()
         .filter(|st| {
             st.effect == Effect::Allow
                 && st.actions.iter().any(|a| action_matches(a, "kms:Decrypt"))
         })
-        .map(|st| {
-            let admitted = |attestation: Option<&PcrSet>| {
-                st.principals.iter().any(|principal| {
+        .map(|st| direct_access(policy, st))
+        .collect();
+    let indirect: Vec<IndirectAccess> = policy
+        .statements
+        .iter()
+        .filter(|st| st.effect == Effect::Allow)
+        .flat_map(|st| indirect_access(policy, st))
+        .collect();
+    let findings = findings(&access, &indirect);
+    Explanation {
+        access,
+        indirect,
+        findings,
+    }
+}
+
+fn direct_access(policy: &Policy, st: &Statement) -> DecryptAccess {
+    let admitted = |attestation: Option<&PcrSet>| {
+        st.principals.iter().any(|principal| {
+            let request = Request {
+                principal,
+                action: "kms:Decrypt",
+                attestation,
+            };
+            evaluate(policy, &request).is_allowed()
+        })
+    };
+    let admitted_sets: Vec<PcrSet> = candidate_releases(st)
+        .into_iter()
+        .filter(|pcrs| admitted(Some(pcrs)))
+        .collect();
+    DecryptAccess {
+        sid: st.sid.clone(),
+        principals: st.principals.clone(),
+        unattested: admitted(None),
+        admits_debug_enclaves: admitted_sets
+            .iter()
+            .any(|pcrs| !pcrs.is_empty() && pcrs.values().all(PcrValue::is_zero)),
+        releases: admitted_sets
+            .into_iter()
+            .map(|pcrs| {
+                pcrs.into_iter()
+                    .map(|(i, v)| (i.get(), v.to_hex()))
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+fn indirect_access(policy: &Policy, st: &Statement) -> Vec<IndirectAccess> {
+    ESCALATIONS
+        .iter()
+        .filter(|(action, _)| st.actions.iter().any(|a| action_matches(a, action)))
+        .filter_map(|(action, how)| {
+            let principals: Vec<String> = st
+                .principals
+                .iter()
+                .filter(|principal| {
                     let request = Request {
                         principal,
-                        action: "kms:Decrypt",
-                        attestation,
+                        action,
+                        attestation: None,
                     };
                     evaluate(policy, &request).is_allowed()
                 })
-            };
-            let releases = candidate_releases(st)
-                .into_iter()
-                .filter(|pcrs| admitted(Some(pcrs)))
-                .map(|pcrs| {
-                    pcrs.into_iter()
-                        .map(|(i, v)| (i.get(), v.to_hex()))
-                        .collect()
-                })
+                .cloned()
                 .collect();
-            DecryptAccess {
+            (!principals.is_empty()).then(|| IndirectAccess {
                 sid: st.sid.clone(),
-                principals: st.principals.clone(),
-                unattested: admitted(None),
-                releases,
-            }
+                principals,
+                action,
+                how,
+            })
         })
-        .collect();
-    Explanation { access }
+        .collect()
+}
+
+fn findings(access: &[DecryptAccess], indirect: &[IndirectAccess]) -> Vec<String> {
+    let sid = |s: &Option<String>| s.clone().unwrap_or_else(|| "(no Sid)".into());
+    let mut out = Vec::new();
+    for a in access {
+        if a.unattested {
+            out.push(format!(
+                "statement {}: {} can kms:Decrypt without attestation (from any environment)",
+                sid(&a.sid),
+                a.principals.join(", ")
+            ));
+        }
+        if a.admits_debug_enclaves {
+            out.push(format!(
+                "statement {}: admits a release whose pinned PCRs are all zero: every debug-mode enclave (its memory is readable by the parent instance) can decrypt",
+                sid(&a.sid)
+            ));
+        }
+    }
+    for i in indirect {
+        let by_design = if i.action == "kms:PutKeyPolicy" {
+            " (by design for key administrators: their residual trust)"
+        } else {
+            ""
+        };
+        out.push(format!(
+            "statement {}: {} {} via {}{by_design}",
+            sid(&i.sid),
+            i.principals.join(", "),
+            i.how,
+            i.action
+        ));
+    }
+    out
+}
+
+/// Serializes release maps with nitro-cli's register names (`PCR0`, …).
+fn named_registers<S: serde::Serializer>(
+    releases: &[BTreeMap<u8, String>],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(releases.len()))?;
+    for release in releases {
+        let named: BTreeMap<String, &String> = release
+            .iter()
+            .map(|(i, v)| (format!("PCR{i}"), v))
+            .collect();
+        seq.serialize_element(&named)?;
+    }
+    seq.end()
 }
 
 /// The PCR sets an Allow statement's positive attestation conditions name (values that are
@@ -291,7 +430,7 @@ pub(crate) fn candidate_releases(st: &Statement) -> Vec<PcrSet> {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.access.is_empty() {
-            return writeln!(f, "nobody can kms:Decrypt");
+            writeln!(f, "nobody can kms:Decrypt directly")?;
         }
         for access in &self.access {
             let sid = access.sid.as_deref().unwrap_or("(no Sid)");
@@ -306,6 +445,24 @@ impl fmt::Display for Explanation {
                 let pcrs: Vec<String> =
                     release.iter().map(|(i, v)| format!("PCR{i}={v}")).collect();
                 writeln!(f, "  enclave {}", pcrs.join(" "))?;
+            }
+        }
+        if !self.indirect.is_empty() {
+            writeln!(f, "can give themselves kms:Decrypt:")?;
+            for i in &self.indirect {
+                let sid = i.sid.as_deref().unwrap_or("(no Sid)");
+                writeln!(
+                    f,
+                    "  statement {sid}: {} via {}",
+                    i.principals.join(", "),
+                    i.action
+                )?;
+            }
+        }
+        if !self.findings.is_empty() {
+            writeln!(f, "findings:")?;
+            for finding in &self.findings {
+                writeln!(f, "  ! {finding}")?;
             }
         }
         Ok(())

@@ -70,6 +70,11 @@ pub enum Violation {
         statement: String,
         key: ConditionKey,
     },
+    #[error("statement {statement}: {principal} decrypts as an attested enclave but may also call kms:PutKeyPolicy: whoever holds its credentials (the parent instance) could rewrite the policy and decrypt without attestation")]
+    EnclaveCanRewritePolicy {
+        statement: String,
+        principal: String,
+    },
     #[error("{principal} can decrypt with the running release (PCR0 {pcr0}) under the live policy but not under the proposed one; confirm the new release is running first")]
     RunningReleaseDropped { principal: String, pcr0: String },
     #[error("the live policy does not admit the given running release; check its PCRs")]
@@ -107,6 +112,27 @@ pub fn check(policy: &Policy, overrides: &GuardOverrides) -> Result<(), Violatio
     let mut violations = Vec::new();
     for (index, st) in policy.statements.iter().enumerate() {
         check_statement(&statement_name(index, st), st, overrides, &mut violations);
+    }
+    let enclaves = attested_principals(policy);
+    for (index, st) in policy.statements.iter().enumerate() {
+        let rewrites = st.effect == Effect::Allow
+            && st
+                .actions
+                .iter()
+                .any(|a| action_matches(a, "kms:PutKeyPolicy"));
+        if !rewrites {
+            continue;
+        }
+        for principal in st
+            .principals
+            .iter()
+            .filter(|p| enclaves.contains(p.as_str()))
+        {
+            violations.push(Violation::EnclaveCanRewritePolicy {
+                statement: statement_name(index, st),
+                principal: principal.clone(),
+            });
+        }
     }
     if !overrides.allow_lockout && !anyone_can_put_key_policy(policy) {
         violations.push(Violation::LockOut);
@@ -201,6 +227,29 @@ fn check_statement(
             key,
         });
     }
+}
+
+/// Principals that an Allow statement lets decrypt under attestation conditions: the enclave's
+/// (instance) roles. Named exactly: an account root delegates to IAM and is not one of them.
+fn attested_principals(policy: &Policy) -> BTreeSet<&str> {
+    policy
+        .statements
+        .iter()
+        .filter(|st| st.effect == Effect::Allow && has_positive_attestation(st))
+        .filter(|st| {
+            DECRYPTING_ACTIONS
+                .iter()
+                .any(|action| st.actions.iter().any(|a| action_matches(a, action)))
+        })
+        .flat_map(|st| st.principals.iter().map(String::as_str))
+        .filter(|p| *p != "*")
+        .collect()
+}
+
+fn has_positive_attestation(st: &Statement) -> bool {
+    st.conditions
+        .keys()
+        .any(|operator| !operator.is_negated() && !operator.if_exists)
 }
 
 /// Principals named by Allow statements, the only ones a key policy can let in.

@@ -6,7 +6,8 @@
 //!
 //! - [`render()`] fills `policies/kms-key-policy.json.j2` from a [`PolicyContext`]
 //!   (steady, transitional or migration), parses the result and runs the [`guard`]s;
-//! - [`evaluate`] / [`explain`] answer "who can decrypt, with which enclave";
+//! - [`evaluate`] / [`explain`] answer "who can decrypt, with which enclave", and who can give
+//!   themselves Decrypt (PutKeyPolicy, CreateGrant, ReEncryptFrom);
 //! - [`diff()`] / [`apply`] give the reviewer-facing, order-insensitive difference;
 //! - [`pcr`] holds the PCR value type and the PCR3/PCR4 derivations.
 //!
@@ -30,7 +31,10 @@ pub mod pcr;
 pub mod render;
 
 pub use diff::{apply, diff, ApplyError, Change, Direction, Element, Impact, PolicyDiff};
-pub use eval::{evaluate, explain, Decider, Decision, DecryptAccess, Explanation, Request};
+pub use eval::{
+    evaluate, explain, Decider, Decision, DecryptAccess, Explanation, IndirectAccess, Request,
+    ESCALATIONS,
+};
 pub use guard::{check, check_rotation, GuardOverrides, Violation, Violations};
 pub use model::{
     BaseOperator, ConditionKey, Conditions, Effect, Operator, ParseError, Policy, Statement,

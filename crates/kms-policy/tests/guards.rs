@@ -265,3 +265,33 @@ fn re_signed_image_gets_its_own_label() {
         PolicyContext::transitional("key", principals(), a, b).expect("different signers");
     assert!(render(TEMPLATE, &context, &GuardOverrides::default()).is_ok());
 }
+
+#[test]
+fn an_enclave_principal_that_may_rewrite_the_policy_trips() {
+    let decrypt = enclave_statement(&format!(
+        r#"{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:PCR0":"{}"}}}}"#,
+        hex(1)
+    ));
+    let rewrite = format!(
+        r#"{{"Sid":"RoleAdmin","Effect":"Allow","Principal":{{"AWS":"{ENCLAVE_ROLE}"}},"Action":["kms:Get*","kms:Put*"],"Resource":"*"}}"#
+    );
+    let policy = with_statement(&format!("{decrypt},{rewrite}"));
+    let found = violations(&policy, &GuardOverrides::default());
+    assert!(
+        matches!(found.as_slice(), [Violation::EnclaveCanRewritePolicy { statement, principal }]
+            if statement == "RoleAdmin" && principal == ENCLAVE_ROLE),
+        "{found:?}"
+    );
+    // The account root as admin delegates to IAM: it is not the enclave's role, and the
+    // rendered default (root administers, the role decrypts) passes.
+    let root = format!("arn:aws:iam::{ACCOUNT}:root");
+    let context = PolicyContext::steady(
+        "key",
+        kms_policy::Principals {
+            admins: vec![root],
+            ..principals()
+        },
+        release(&[(0, pcr(1))]),
+    );
+    assert!(render(TEMPLATE, &context, &GuardOverrides::default()).is_ok());
+}

@@ -247,3 +247,79 @@ proptest! {
         assert_no_unattested_or_debug_decrypt(&policy);
     }
 }
+
+#[test]
+fn explain_lists_ways_to_give_oneself_decrypt() {
+    let pcrs: PcrSet = [(index(0), pcr(1))].into_iter().collect();
+    let explanation = explain(&steady(&pcrs));
+    // The admins keep kms:PutKeyPolicy (their residual trust); the template's Deny refuses
+    // CreateGrant and ReEncryptFrom to anyone without a released PCR0.
+    let paths: Vec<(&str, &[String])> = explanation
+        .indirect
+        .iter()
+        .map(|i| (i.action, i.principals.as_slice()))
+        .collect();
+    assert_eq!(paths, [("kms:PutKeyPolicy", &[ADMIN.to_string()][..])]);
+    assert!(
+        explanation
+            .findings
+            .iter()
+            .any(|f| f.contains(ADMIN) && f.contains("kms:PutKeyPolicy")),
+        "{:?}",
+        explanation.findings
+    );
+
+    // kms:* to a writer: direct unattested Decrypt and every escalation, each flagged.
+    let loose = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Everything","Effect":"Allow","Principal":{{"AWS":"{WRITER}"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    );
+    let e = explain(&Policy::from_json(&loose).expect("parses"));
+    assert!(e.access[0].unattested);
+    let actions: Vec<&str> = e.indirect.iter().map(|i| i.action).collect();
+    assert_eq!(
+        actions,
+        ["kms:PutKeyPolicy", "kms:CreateGrant", "kms:ReEncryptFrom"]
+    );
+    assert_eq!(e.findings.len(), 4, "{:?}", e.findings);
+    let text = e.to_string();
+    assert!(
+        text.contains("can give themselves kms:Decrypt") && text.contains("! statement Everything"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_flags_a_release_of_all_zero_pcrs() {
+    let zero = PolicyContext::steady(
+        "debug",
+        principals(),
+        Release::new(
+            [(index(0), PcrValue::ZERO), (index(1), PcrValue::ZERO)]
+                .into_iter()
+                .collect(),
+        )
+        .expect("release"),
+    );
+    let overrides = GuardOverrides {
+        allow_debug_pcrs: true,
+        ..GuardOverrides::default()
+    };
+    let policy = render(TEMPLATE, &zero, &overrides)
+        .expect("renders with the override")
+        .policy;
+    let e = explain(&policy);
+    assert!(e.access.iter().any(|a| a.admits_debug_enclaves));
+    assert!(
+        e.findings.iter().any(|f| f.contains("debug-mode enclave")),
+        "{:?}",
+        e.findings
+    );
+    // A real release is not flagged, and JSON names registers as nitro-cli does.
+    let clean = explain(&steady(&[(index(0), pcr(7))].into_iter().collect()));
+    assert!(clean.access.iter().all(|a| !a.admits_debug_enclaves));
+    let json = serde_json::to_value(&clean).expect("serializes");
+    assert!(
+        json["access"][0]["releases"][0]["PCR0"].is_string(),
+        "{json}"
+    );
+}

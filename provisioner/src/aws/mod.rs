@@ -1,14 +1,18 @@
 //! AWS access: clients built from `aws-config` (env, profiles, SSO, region), an endpoint
 //! override for every service (S3 then uses path-style addressing), and bounded retries.
+//! A named profile is used alone: its credentials, or an error — never a silent fall back to
+//! other credentials (environment variables would otherwise win over it).
 //! Each submodule wraps one concern: CloudFormation stacks and change sets, artifact uploads,
-//! key policies.
+//! KMS keys and their policies.
 
 pub mod artifacts;
 pub mod events;
+pub mod kms;
 pub mod stack;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sts::config::ProvideCredentials;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// How to reach AWS.
@@ -42,6 +46,8 @@ pub enum AwsError {
     },
     #[error("credentials are for account {actual}, but enclave.yaml deploys to {expected}; refusing to touch another account")]
     WrongAccount { expected: String, actual: String },
+    #[error("AWS profile `{profile}` cannot be used: {message}")]
+    Profile { profile: String, message: String },
     #[error("{0}")]
     Unexpected(String),
 }
@@ -72,8 +78,9 @@ impl AwsError {
 
 impl Aws {
     /// Builds the clients. Credentials and (unless given) the endpoint come from the usual
-    /// AWS environment variables and profiles.
-    pub async fn connect(opts: &AwsOptions) -> Self {
+    /// AWS environment variables and profiles; a named profile is the only source of
+    /// credentials, and one that is missing or unusable is an error here.
+    pub async fn connect(opts: &AwsOptions) -> Result<Self, AwsError> {
         let attempts = if opts.max_attempts == 0 {
             3
         } else {
@@ -83,7 +90,20 @@ impl Aws {
             .region(Region::new(opts.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(attempts));
         if let Some(p) = &opts.profile {
-            loader = loader.profile_name(p);
+            let provider_config = aws_config::provider_config::ProviderConfig::default()
+                .with_region(Some(Region::new(opts.region.clone())));
+            let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_name(p)
+                .build();
+            provider
+                .provide_credentials()
+                .await
+                .map_err(|e| AwsError::Profile {
+                    profile: p.clone(),
+                    message: crate::output::error_text(&e),
+                })?;
+            loader = loader.profile_name(p).credentials_provider(provider);
         }
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
@@ -95,24 +115,29 @@ impl Aws {
         let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
             .force_path_style(path_style)
             .build();
-        Aws {
+        Ok(Aws {
             cfn: aws_sdk_cloudformation::Client::new(&conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             kms: aws_sdk_kms::Client::new(&conf),
             sts: aws_sdk_sts::Client::new(&conf),
             region: opts.region.clone(),
-        }
+        })
     }
 
-    /// Refuses to continue when the credentials belong to another account than the config's.
-    pub async fn check_account(&self, expected: &str) -> Result<(), AwsError> {
+    /// The account the credentials belong to.
+    pub async fn caller_account(&self) -> Result<String, AwsError> {
         let who = self
             .sts
             .get_caller_identity()
             .send()
             .await
             .map_err(|e| AwsError::call("sts:GetCallerIdentity", e))?;
-        let actual = who.account().unwrap_or_default().to_string();
+        Ok(who.account().unwrap_or_default().to_string())
+    }
+
+    /// Refuses to continue when the credentials belong to another account than the config's.
+    pub async fn check_account(&self, expected: &str) -> Result<(), AwsError> {
+        let actual = self.caller_account().await?;
         if actual != expected {
             return Err(AwsError::WrongAccount {
                 expected: expected.to_string(),

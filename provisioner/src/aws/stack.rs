@@ -20,6 +20,8 @@ pub struct StackInfo {
     pub status_reason: Option<String>,
     pub outputs: BTreeMap<String, String>,
     pub parameters: BTreeMap<String, String>,
+    /// Stack-level tags (CloudFormation propagates them to the resources).
+    pub tags: BTreeMap<String, String>,
     pub termination_protection: bool,
 }
 
@@ -87,6 +89,11 @@ pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>, AwsErr
                 ))
             })
             .collect(),
+        tags: s
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
         termination_protection: s.enable_termination_protection().unwrap_or(false),
     }))
 }
@@ -101,6 +108,9 @@ pub struct ChangeSetRequest {
     pub parameters: BTreeMap<String, String>,
     pub tags: Vec<(String, String)>,
     pub create: bool,
+    /// Kept by CloudFormation with the change set: a saved plan's digest is written here, so a
+    /// plan file cannot be pointed at a change set it did not make.
+    pub description: String,
 }
 
 /// One resource change of a change set, in Terraform's terms.
@@ -150,6 +160,7 @@ pub async fn create_change_set(
             ChangeSetType::Update
         })
         .template_body(&req.template_body)
+        .description(&req.description)
         .capabilities(Capability::CapabilityNamedIam)
         .set_parameters(Some(
             req.parameters
@@ -262,9 +273,16 @@ pub async fn read_changes(aws: &Aws, arn: &str) -> Result<Vec<ResourceChange>, A
     Ok(changes)
 }
 
-/// The execution state of a saved change set: `AVAILABLE` can run; `OBSOLETE` means the stack
-/// changed since it was made (the plan is stale).
-pub async fn execution_status(aws: &Aws, arn: &str) -> Result<String, AwsError> {
+/// What a saved plan checks about its change set before executing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSetState {
+    pub stack_id: String,
+    pub description: String,
+    /// `AVAILABLE` can run; `OBSOLETE` means the stack changed since it was made.
+    pub execution_status: String,
+}
+
+pub async fn change_set_state(aws: &Aws, arn: &str) -> Result<ChangeSetState, AwsError> {
     let d = aws
         .cfn
         .describe_change_set()
@@ -272,10 +290,56 @@ pub async fn execution_status(aws: &Aws, arn: &str) -> Result<String, AwsError> 
         .send()
         .await
         .map_err(|e| AwsError::call("cloudformation:DescribeChangeSet", e))?;
-    Ok(d.execution_status()
-        .map(ExecutionStatus::as_str)
-        .unwrap_or("UNAVAILABLE")
-        .to_string())
+    Ok(ChangeSetState {
+        stack_id: d.stack_id().unwrap_or_default().to_string(),
+        description: d.description().unwrap_or_default().to_string(),
+        execution_status: d
+            .execution_status()
+            .map(ExecutionStatus::as_str)
+            .unwrap_or("UNAVAILABLE")
+            .to_string(),
+    })
+}
+
+/// A change set of a stack, as `status` lists pending plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSetSummary {
+    pub name: String,
+    pub arn: String,
+    pub execution_status: String,
+    pub created: String,
+}
+
+/// The stack's change sets (paginated).
+pub async fn list_change_sets(aws: &Aws, stack: &str) -> Result<Vec<ChangeSetSummary>, AwsError> {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = aws
+            .cfn
+            .list_change_sets()
+            .stack_name(stack)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::call("cloudformation:ListChangeSets", e))?;
+        all.extend(out.summaries().iter().map(|c| {
+            ChangeSetSummary {
+                name: c.change_set_name().unwrap_or_default().to_string(),
+                arn: c.change_set_id().unwrap_or_default().to_string(),
+                execution_status: c
+                    .execution_status()
+                    .map(ExecutionStatus::as_str)
+                    .unwrap_or("UNAVAILABLE")
+                    .to_string(),
+                created: c.creation_time().map(|t| t.to_string()).unwrap_or_default(),
+            }
+        }));
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(all);
+        }
+    }
 }
 
 pub async fn delete_change_set(aws: &Aws, arn: &str) -> Result<(), AwsError> {
@@ -333,9 +397,11 @@ pub async fn resources(
         .send()
         .await
         .map_err(|e| AwsError::call("cloudformation:DescribeStackResources", e))?;
+    // moto lists resource types it does not model with an empty logical id: skip them.
     Ok(out
         .stack_resources()
         .iter()
+        .filter(|r| r.logical_resource_id().is_some_and(|id| !id.is_empty()))
         .filter_map(|r| {
             Some((
                 r.logical_resource_id()?.to_string(),

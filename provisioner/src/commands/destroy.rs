@@ -11,7 +11,7 @@ pub fn run(ctx: &Context, args: &DestroyArgs) -> anyhow::Result<Exit> {
     let rt = runtime()?;
     let aws_args = aws_args(&ctx.aws);
     rt.block_on(async {
-        let aws = aws_args.connect(&loaded.config.region).await;
+        let aws = aws_args.connect(&loaded.config.region).await?;
         let Some(preview) = destroy::preview(&loaded, &aws).await? else {
             println!(
                 "Stack {} does not exist. Nothing to destroy.",

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::aws_args::{aws_args, runtime};
 use super::Context;
+use crate::aws::kms;
 use crate::cli::Exit;
 use crate::config::{KeyHolder, Loaded};
 use crate::reconcile::{prompt, release_of};
@@ -47,8 +48,9 @@ pub struct Source {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The "before" policy file (default: --live, or the holder's configured key).
-    #[arg(long, value_name = "FILE")]
+    /// The "before" policy file (default: --live, the holder's configured key, or the
+    /// deployment's key `alias/NAME`).
+    #[arg(long, value_name = "FILE", conflicts_with = "live")]
     pub from: Option<PathBuf>,
     /// The "after" policy file (default: rendered for the current build).
     #[arg(long, value_name = "FILE")]
@@ -62,7 +64,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// A policy file (default: rendered for the current build).
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", conflicts_with_all = ["live", "holder"])]
     pub policy_file: Option<PathBuf>,
     #[command(flatten)]
     pub source: Source,
@@ -86,62 +88,74 @@ pub struct ApplyArgs {
     pub allow_dropping_running_release: bool,
 }
 
+/// Only the commands that need the deployment read enclave.yaml: a key holder reviewing policy
+/// files they were sent needs none.
 pub fn run(ctx: &Context, cmd: &PolicyCommand) -> anyhow::Result<Exit> {
-    let loaded = ctx.load()?;
     match cmd {
         PolicyCommand::Render(a) => {
+            let loaded = ctx.load()?;
             let holder = find_holder(&loaded, a.holder.as_deref())?;
             let rendered = rendered(ctx, &loaded, holder, &a.releases)?;
             println!("{}", rendered.policy.to_json_pretty());
             Ok(Exit::Success)
         }
-        PolicyCommand::Diff(a) => {
-            let before = match &a.from {
-                Some(f) => read_policy(f)?,
-                None => live_policy(ctx, &loaded, &a.source)?,
-            };
-            let after = match &a.to {
-                Some(f) => read_policy(f)?,
-                None => {
-                    rendered(
-                        ctx,
-                        &loaded,
-                        find_holder(&loaded, a.source.holder.as_deref())?,
-                        &[],
-                    )?
-                    .policy
-                }
-            };
-            let d = kms_policy::diff(&before, &after);
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
-            } else if d.is_empty() {
-                println!("No differences.");
-            } else {
-                print!("{d}");
-            }
-            Ok(if d.is_empty() {
-                Exit::Success
-            } else {
-                Exit::Changes
-            })
-        }
-        PolicyCommand::Explain(a) => {
-            let policy = match (&a.policy_file, &a.source.live, &a.source.holder) {
-                (Some(f), _, _) => read_policy(f)?,
-                (None, None, None) => rendered(ctx, &loaded, None, &[])?.policy,
-                _ => live_policy(ctx, &loaded, &a.source)?,
-            };
-            let e = kms_policy::explain(&policy);
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&e)?);
-            } else {
-                print!("{e}");
-            }
-            Ok(Exit::Success)
-        }
-        PolicyCommand::Apply(a) => apply(ctx, &loaded, a),
+        PolicyCommand::Diff(a) => diff(ctx, a),
+        PolicyCommand::Explain(a) => explain(ctx, a),
+        PolicyCommand::Apply(a) => apply(ctx, &ctx.load()?, a),
     }
+}
+
+fn diff(ctx: &Context, a: &DiffArgs) -> anyhow::Result<Exit> {
+    if a.from.is_some() && a.to.is_some() && a.source.holder.is_some() {
+        anyhow::bail!(
+            "--holder has no effect when both --from and --to are files: drop it, or drop one of the files to compare with the holder's live key or rendered policy"
+        );
+    }
+    let loaded = match (&a.from, &a.to) {
+        (Some(_), Some(_)) => None,
+        _ => Some(ctx.load()?),
+    };
+    let before = match (&a.from, &loaded) {
+        (Some(f), _) => read_policy(f)?,
+        (None, Some(loaded)) => live_policy(ctx, loaded, &a.source)?,
+        (None, None) => unreachable!("enclave.yaml is loaded unless both sides are files"),
+    };
+    let after = match (&a.to, &loaded) {
+        (Some(f), _) => read_policy(f)?,
+        (None, Some(loaded)) => {
+            let holder = find_holder(loaded, a.source.holder.as_deref())?;
+            rendered(ctx, loaded, holder, &[])?.policy
+        }
+        (None, None) => unreachable!("enclave.yaml is loaded unless both sides are files"),
+    };
+    let d = kms_policy::diff(&before, &after);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else if d.is_empty() {
+        println!("No differences.");
+    } else {
+        print!("{d}");
+    }
+    Ok(if d.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Changes
+    })
+}
+
+fn explain(ctx: &Context, a: &ExplainArgs) -> anyhow::Result<Exit> {
+    let policy = match (&a.policy_file, &a.source.live, &a.source.holder) {
+        (Some(f), _, _) => read_policy(f)?,
+        (None, None, None) => rendered(ctx, &ctx.load()?, None, &[])?.policy,
+        _ => live_policy(ctx, &ctx.load()?, &a.source)?,
+    };
+    let e = kms_policy::explain(&policy);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+    } else {
+        print!("{e}");
+    }
+    Ok(Exit::Success)
 }
 
 fn find_holder<'a>(
@@ -209,62 +223,124 @@ fn rendered(
     Ok(render::key_policy(&templates, &dep, holder, releases)?)
 }
 
-/// Reads a live key policy, with the holder's profile when `--holder` is given.
+/// Whose key a live policy is read from (or written to), with whose credentials.
+struct KeyTarget {
+    /// `key holder NAME` or `deployment NAME`.
+    owner: String,
+    account: String,
+    profile: Option<String>,
+    key: String,
+}
+
+/// The key named by `--live` (or the holder's configured key, or the deployment's own alias),
+/// with the holder's profile and account when `--holder` is given.
+fn key_target(ctx: &Context, loaded: &Loaded, source: &Source) -> anyhow::Result<KeyTarget> {
+    let c = &loaded.config;
+    Ok(match find_holder(loaded, source.holder.as_deref())? {
+        Some(h) => KeyTarget {
+            owner: format!("key holder {}", h.name),
+            account: h.account.clone(),
+            profile: h.profile.clone().or_else(|| ctx.aws.profile.clone()),
+            key: source
+                .live
+                .clone()
+                .or_else(|| h.key.clone())
+                .with_context(|| {
+                    format!(
+                    "name key holder {}'s key: --live KEY, or `key` in their kms.key_holders entry",
+                    h.name
+                )
+                })?,
+        },
+        None => KeyTarget {
+            owner: format!("deployment {}", c.name),
+            account: c.account.clone(),
+            profile: ctx.aws.profile.clone(),
+            key: source
+                .live
+                .clone()
+                .unwrap_or_else(|| format!("alias/{}", c.name)),
+        },
+    })
+}
+
+/// Connects as `target` requires and checks, before any key call, that the credentials and the
+/// key belong to the target's account; resolves an alias to its key (and says which).
+async fn open_key(
+    ctx: &Context,
+    loaded: &Loaded,
+    target: &KeyTarget,
+) -> anyhow::Result<(crate::aws::Aws, kms::KeyRef)> {
+    let mut g = ctx.aws.clone();
+    g.profile = target.profile.clone();
+    let aws = aws_args(&g).connect(&loaded.config.region).await?;
+    let actual = aws.caller_account().await?;
+    let whose = match &target.profile {
+        Some(p) => format!("of profile `{p}`"),
+        None => "from the environment".to_string(),
+    };
+    if actual != target.account {
+        anyhow::bail!(
+            "the credentials {whose} are for account {actual}, but {}'s account is {}; refusing to read or write its key policy with them",
+            target.owner,
+            target.account
+        );
+    }
+    let key = kms::resolve_key(&aws, &target.key).await?;
+    if key.account != target.account {
+        anyhow::bail!(
+            "{} is key {} in account {}, not in {}'s account {}",
+            target.key,
+            key.arn,
+            key.account,
+            target.owner,
+            target.account
+        );
+    }
+    if key.name != key.id {
+        eprintln!("{}: {} resolved to key {}", target.owner, key.name, key.id);
+    }
+    Ok((aws, key))
+}
+
+/// Reads a live key policy (see `key_target` and `open_key`).
 fn live_policy(
     ctx: &Context,
     loaded: &Loaded,
     source: &Source,
 ) -> anyhow::Result<kms_policy::Policy> {
-    let holder = find_holder(loaded, source.holder.as_deref())?;
-    let key = source
-        .live
-        .clone()
-        .or_else(|| holder.and_then(|h| h.key.clone()))
-        .context("name the key: --live KEY (or set the holder's `key` in enclave.yaml)")?;
-    let mut g = ctx.aws.clone();
-    if let Some(p) = holder.and_then(|h| h.profile.clone()) {
-        g.profile = Some(p);
-    }
-    let args = aws_args(&g);
+    let target = key_target(ctx, loaded, source)?;
     let text = runtime()?.block_on(async {
-        let aws = args.connect(&loaded.config.region).await;
-        get_key_policy(&aws, &key).await
+        let (aws, key) = open_key(ctx, loaded, &target).await?;
+        anyhow::Ok(kms::get_key_policy(&aws, &key.id).await?)
     })?;
     kms_policy::Policy::from_json(&text).context("the live key policy")
 }
 
-async fn get_key_policy(aws: &crate::aws::Aws, key: &str) -> anyhow::Result<String> {
-    let out = aws
-        .kms
-        .get_key_policy()
-        .key_id(key)
-        .policy_name("default")
-        .send()
-        .await
-        .map_err(|e| crate::aws::AwsError::call("kms:GetKeyPolicy", e))?;
-    Ok(out.policy().unwrap_or_default().to_string())
-}
-
 fn apply(ctx: &Context, loaded: &Loaded, a: &ApplyArgs) -> anyhow::Result<Exit> {
     let holder = find_holder(loaded, Some(&a.holder))?.context("a holder is required")?;
-    let key = holder
-        .key
-        .clone()
-        .context("set this holder's `key` in enclave.yaml")?;
-    let proposed = rendered(ctx, loaded, Some(holder), &a.releases)?;
-    let live = live_policy(
+    let target = key_target(
         ctx,
         loaded,
         &Source {
-            live: Some(key.clone()),
+            live: None,
             holder: Some(holder.name.clone()),
         },
     )?;
+    let proposed = rendered(ctx, loaded, Some(holder), &a.releases)?;
+    let rt = runtime()?;
+    let (aws, key, text) = rt.block_on(async {
+        let (aws, key) = open_key(ctx, loaded, &target).await?;
+        let text = kms::get_key_policy(&aws, &key.id).await?;
+        anyhow::Ok((aws, key, text))
+    })?;
+    let live = kms_policy::Policy::from_json(&text).context("the live key policy")?;
     let d = kms_policy::diff(&live, &proposed.policy);
     if d.is_empty() {
         println!(
-            "No differences: {}'s key already has this policy.",
-            holder.name
+            "No differences: {}'s key {} already has this policy.",
+            holder.name,
+            key.describe()
         );
         return Ok(Exit::Success);
     }
@@ -282,28 +358,16 @@ fn apply(ctx: &Context, loaded: &Loaded, a: &ApplyArgs) -> anyhow::Result<Exit> 
     }
     prompt::confirm(
         "policy apply",
-        &format!("Put this policy on {}'s key {key}?", holder.name),
+        &format!(
+            "Put this policy on {}'s key {}?",
+            holder.name,
+            key.describe()
+        ),
         "yes",
         a.yes,
         "--yes (or --auto-approve)",
     )?;
-    let mut g = ctx.aws.clone();
-    if let Some(p) = &holder.profile {
-        g.profile = Some(p.clone());
-    }
-    let args = aws_args(&g);
-    runtime()?.block_on(async {
-        let aws = args.connect(&loaded.config.region).await;
-        // The lock-out safety check stays on: KMS refuses a policy that locks the caller out.
-        aws.kms
-            .put_key_policy()
-            .key_id(&key)
-            .policy_name("default")
-            .policy(&proposed.json)
-            .send()
-            .await
-            .map_err(|e| crate::aws::AwsError::call("kms:PutKeyPolicy", e))
-    })?;
-    println!("Applied to {}'s key {key}.", holder.name);
+    rt.block_on(kms::put_key_policy(&aws, &key.id, &proposed.json))?;
+    println!("Applied to {}'s key {}.", holder.name, key.describe());
     Ok(Exit::Success)
 }

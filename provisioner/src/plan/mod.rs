@@ -12,9 +12,10 @@ use crate::render::Rendered;
 
 /// Version of the plan document. Consumers should ignore unknown keys and reject an unknown
 /// major version.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
-/// The plan document.
+/// The plan document. Its schema is stable: every key is always present (`null` or `[]` when it
+/// does not apply, e.g. offline), and PCRs carry both `index` and nitro-cli's `name` (`PCR0`).
 #[derive(Debug, Serialize)]
 pub struct Plan {
     pub format_version: &'static str,
@@ -28,24 +29,43 @@ pub struct Plan {
     pub resource_split: ResourceSplit,
     pub artifacts: Vec<ArtifactUpload>,
     pub warnings: Vec<String>,
-    /// Online plans: the change set that `apply` executes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Online plans: the change set that `apply` executes (`null` when CloudFormation has
+    /// nothing to change, or offline).
     pub change_set: Option<ChangeSetInfo>,
+    /// Online plans: the deployment's live key (`null` while no key is deployed, or offline).
+    pub key_id: Option<String>,
     /// Online plans: pinned PCR values, deployed → planned (only those that change).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pcr_changes: Vec<PcrChange>,
-    /// Online plans: how the planned key policy differs from the deployed one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Online plans: how the planned key policy differs from the live one.
     pub key_policy_change: Option<KeyPolicyChange>,
+    /// Online plans: how the live key policy differs from the deployed template (changed outside
+    /// CloudFormation); apply writes the planned policy back.
+    pub key_policy_drift: Option<KeyPolicyDrift>,
 }
 
-/// The reviewers' artifact: the semantic diff of the key policy (broadening vs narrowing).
+/// The reviewers' artifact: the semantic diff of the key policy (broadening vs narrowing), from
+/// the live policy (what KMS enforces now) to the planned one.
 #[derive(Debug, Serialize)]
 pub struct KeyPolicyChange {
+    pub key_id: String,
+    /// The policy in the deployed template (`null` when it has none).
     pub deployed: Value,
-    /// `kms_policy::PolicyDiff` as JSON; `null` when the deployed policy could not be read.
+    /// The policy KMS holds now (GetKeyPolicy).
+    pub live: Value,
+    /// `kms_policy::PolicyDiff` live → planned as JSON; `null` when a side could not be read.
     pub diff: Value,
     /// The diff as reviewers read it (or why it could not be computed).
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// A live key policy that differs from the deployed template: someone with kms:PutKeyPolicy
+/// changed it outside CloudFormation.
+#[derive(Debug, Serialize)]
+pub struct KeyPolicyDrift {
+    pub key_id: String,
+    /// `kms_policy::PolicyDiff` deployed template → live, as JSON (`null` when unreadable).
+    pub diff: Value,
     #[serde(skip)]
     pub text: String,
 }
@@ -60,6 +80,8 @@ pub struct ChangeSetInfo {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct PcrChange {
     pub index: u8,
+    /// `PCR0`, … (nitro-cli's names).
+    pub name: String,
     pub deployed: Option<String>,
     pub planned: Option<String>,
 }
@@ -94,6 +116,8 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct PinnedPcr {
     pub index: u8,
+    /// `PCR0`, … (nitro-cli's names).
+    pub name: String,
     /// `null` until the EIF is built.
     pub value: Option<String>,
 }
@@ -118,8 +142,8 @@ pub struct ArtifactUpload {
     /// S3 key (content-addressed); `null` until built.
     pub key: Option<String>,
     pub digest: Option<String>,
-    /// Online plans: whether the object is already in the bucket (then it is not uploaded).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Online plans: whether the object is already in the bucket (then it is not uploaded);
+    /// `null` offline.
     pub present: Option<bool>,
 }
 
@@ -173,6 +197,7 @@ impl Plan {
                 .iter()
                 .map(|(index, value)| PinnedPcr {
                     index: *index,
+                    name: pcr_name(*index),
                     value: value.clone(),
                 })
                 .collect(),
@@ -215,17 +240,27 @@ impl Plan {
             ],
             warnings,
             change_set: None,
+            key_id: None,
             pcr_changes: Vec::new(),
             key_policy_change: None,
+            key_policy_drift: None,
         }
     }
 
+    /// Anything to apply: resources to change, or a live key policy to put back.
     pub fn has_changes(&self) -> bool {
-        self.summary
-            != Summary {
-                add: 0,
-                change: 0,
-                destroy: 0,
-            }
+        self.change_set.is_some()
+            || self.key_policy_change.is_some()
+            || self.summary
+                != Summary {
+                    add: 0,
+                    change: 0,
+                    destroy: 0,
+                }
     }
+}
+
+/// nitro-cli's name of a PCR.
+pub fn pcr_name(index: u8) -> String {
+    format!("PCR{index}")
 }

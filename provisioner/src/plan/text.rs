@@ -27,7 +27,7 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "{}", style.warn(&format!("warning: {w}")));
     }
-    if plan.mode == "online" && plan.change_set.is_none() {
+    if plan.mode == "online" && !plan.has_changes() {
         let _ = writeln!(
             out,
             "\nNo changes. Stack {} matches the configuration.",
@@ -44,6 +44,9 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
         let _ = writeln!(out, "\nChange set {}{phase}", cs.arn);
     }
     let _ = writeln!(out, "\nStack {}:", d.stack_name);
+    if plan.resource_changes.is_empty() {
+        let _ = writeln!(out, "  (no resource changes)");
+    }
     let mut by_type: BTreeMap<&str, Vec<&super::ResourceChange>> = BTreeMap::new();
     for r in &plan.resource_changes {
         by_type.entry(&r.resource_type).or_default().push(r);
@@ -65,32 +68,7 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
             let _ = writeln!(out, "    {symbol} {}{note}", r.logical_id);
         }
     }
-    match &plan.key_policy_change {
-        Some(change) => {
-            let _ = writeln!(
-                out,
-                "\n{} (deployed -> planned):",
-                style.warn("KMS key policy changes")
-            );
-            for line in change.text.lines() {
-                let painted = match line.trim_start().chars().next() {
-                    Some('+') => style.add(line),
-                    Some('-') => style.remove(line),
-                    _ => line.to_string(),
-                };
-                let _ = writeln!(out, "  {painted}");
-            }
-        }
-        None if plan.mode == "online" => {
-            let _ = writeln!(out, "\nKMS key policy: unchanged");
-        }
-        None => {
-            let _ = writeln!(out, "\nKMS key policy (EnclaveKey):");
-            for line in pretty(&plan.key_policy).lines() {
-                let _ = writeln!(out, "  {line}");
-            }
-        }
-    }
+    key_policy_text(&mut out, plan, style);
     if !plan.pcr_changes.is_empty() {
         let _ = writeln!(out, "\n{}:", style.warn("PCR changes (a rotation)"));
         for c in &plan.pcr_changes {
@@ -149,13 +127,79 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
         );
     }
     let sum = &plan.summary;
+    let key_changes = plan
+        .resource_changes
+        .iter()
+        .any(|r| r.resource_type == "AWS::KMS::Key");
+    let put_back = match &plan.key_policy_change {
+        Some(c) if !key_changes => format!(", and the key policy of {} is put back", c.key_id),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "\n{} {} to add, {} to change, {} to destroy.",
+        "\n{} {} to add, {} to change, {} to destroy{put_back}.",
         style.bold("Plan:"),
         sum.add,
         sum.change,
         sum.destroy
     );
     out
+}
+
+/// The key policy section: drift first (what changed outside CloudFormation), then what apply
+/// changes (live -> planned); a key that does not exist yet is shown whole, as offline.
+fn key_policy_text(out: &mut String, plan: &Plan, style: &Style) {
+    let signed = |out: &mut String, text: &str| {
+        for line in text.lines() {
+            let painted = match line.trim_start().chars().next() {
+                Some('+') => style.add(line),
+                Some('-') => style.remove(line),
+                _ => line.to_string(),
+            };
+            let _ = writeln!(out, "  {painted}");
+        }
+    };
+    if let Some(drift) = &plan.key_policy_drift {
+        let _ = writeln!(
+            out,
+            "\n{} key {} was changed outside CloudFormation (deployed template -> live):",
+            style.warn("KMS key policy drift:"),
+            drift.key_id
+        );
+        signed(out, &drift.text);
+    }
+    match (&plan.key_policy_change, &plan.key_id) {
+        (Some(change), _) => {
+            let _ = writeln!(
+                out,
+                "\n{} (live -> planned):",
+                style.warn("KMS key policy changes")
+            );
+            signed(out, &change.text);
+            if plan.key_policy_drift.is_some() {
+                let _ = writeln!(
+                    out,
+                    "  apply puts the planned policy back on {} (PutKeyPolicy, after the stack update)",
+                    change.key_id
+                );
+            }
+        }
+        (None, Some(key_id)) => {
+            let _ = writeln!(
+                out,
+                "\nKMS key policy: unchanged (live key {key_id} matches)"
+            );
+        }
+        (None, None) => {
+            let heading = if plan.mode == "online" {
+                "KMS key policy (EnclaveKey): no key deployed yet; apply creates it with"
+            } else {
+                "KMS key policy (EnclaveKey)"
+            };
+            let _ = writeln!(out, "\n{heading}:");
+            for line in pretty(&plan.key_policy).lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
 }

@@ -7,8 +7,10 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::saved_plan::SavedPlan;
+use super::saved_plan::SavedPlanError::{Mismatch, Stale};
 use super::{
-    change_set_name, online_plan, parameters, parameters_sha256, stack_tags, AwsArgs, Prepared,
+    change_set_name, key_policy, online_plan, parameters, parameters_sha256, refresh, stack_tags,
+    AwsArgs, Prepared,
 };
 use crate::aws::artifacts::{self, Upload};
 use crate::aws::events::{self, EventSink, Finished};
@@ -19,7 +21,7 @@ use crate::config::Loaded;
 /// How apply ended.
 #[derive(Debug)]
 pub struct Applied {
-    pub outputs: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, Option<String>>,
     pub uploads: Vec<(String, Upload)>,
 }
 
@@ -51,6 +53,7 @@ pub async fn upload_artifacts(
 pub async fn execute(
     aws: &Aws,
     saved: &SavedPlan,
+    change_set_arn: &str,
     args: &AwsArgs,
     sink: &dyn EventSink,
 ) -> anyhow::Result<Finished> {
@@ -59,14 +62,14 @@ pub async fn execute(
         .unwrap_or_default();
     let token = format!(
         "np-{}",
-        &saved.change_set_arn.rsplit('/').next().unwrap_or("apply")
+        change_set_arn.rsplit('/').next().unwrap_or("apply")
     );
     let token: String = token
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(128)
         .collect();
-    stack::execute_change_set(aws, &saved.change_set_arn, &token).await?;
+    stack::execute_change_set(aws, change_set_arn, &token).await?;
     let finished = events::follow(aws, &saved.stack_id, seen, args.poll, sink).await?;
     if stack::is_failure(&finished.status) {
         let cause = finished
@@ -96,93 +99,196 @@ pub async fn execute(
     Ok(finished)
 }
 
-/// Checks a plan loaded from a file against what would be applied now: re-derives the releases
-/// exactly as the plan did (the deployed stack cannot have changed, or the change set is
-/// OBSOLETE), so the template hash proves nothing else changed; refuses a stale plan. Returns
-/// the rendering to apply. A plan made in the same run needs none of this.
+/// Checks a plan loaded from a file against what exists and what would be applied now, before
+/// any AWS call that changes anything. The file's digests, its deployment and enclave.yaml were
+/// checked when it was loaded (see `commands::apply`); here everything else is re-derived: the
+/// account, the stack (same id, still the deployment's unless adopted), its phase, the change
+/// set (this stack's, made by this plan, still AVAILABLE), the deployed template and the live
+/// key policy (unchanged since the plan), the releases and the rotation, the rendering and the
+/// artifacts. Returns the rendering to apply.
 pub async fn check_saved(
     loaded: &Loaded,
     prepared: Prepared,
     saved: &SavedPlan,
     aws: &Aws,
 ) -> anyhow::Result<Prepared> {
+    let c = &loaded.config;
     aws.check_account(&saved.account).await?;
-    let live = stack::describe(aws, &saved.stack_name)
-        .await?
-        .filter(|s| !s.is_empty_review());
-    let before = match &live {
-        Some(l) => Some(online_plan::deployed(aws, l).await?),
-        None => None,
+    let existing = refresh::existing(aws, &saved.stack_name, &c.name, saved.adopt_stack).await?;
+    let Some(existing) = existing else {
+        return Err(Stale(format!(
+            "stack {} no longer exists (it was deleted, or the plan was discarded)",
+            saved.stack_name
+        ))
+        .into());
     };
-    let (prepared, _) = online_plan::rotate(prepared, before.as_ref(), saved.keep_old_release)?;
-    saved.check_inputs(
-        &loaded.sha256,
+    if existing.stack.id != saved.stack_id {
+        return Err(Mismatch(format!(
+            "the plan is for stack id {}, but stack {} is {} (deleted and re-created since?)",
+            saved.stack_id, saved.stack_name, existing.stack.id
+        ))
+        .into());
+    }
+    let phase = online_plan::phase_of(Some(&existing));
+    if saved.phase != phase {
+        return Err(Stale(format!(
+            "the plan's phase is `{}`, but stack {} ({}) now needs `{phase}`",
+            saved.phase, saved.stack_name, existing.stack.status
+        ))
+        .into());
+    }
+    check_change_set(saved, aws).await?;
+    let before = existing.deployed.as_ref();
+    if before.map(|d| &d.template_sha256) != saved.deployed_template_sha256.as_ref() {
+        return Err(Stale(format!(
+            "the template of stack {} changed since the plan was made",
+            saved.stack_name
+        ))
+        .into());
+    }
+    let live_key = match existing.is_live() {
+        true => key_policy::read_live(aws, &existing.stack.id).await?,
+        false => None,
+    };
+    if live_key.as_ref().map(|k| &k.key_id) != saved.key_id.as_ref() {
+        return Err(Mismatch(format!(
+            "the plan names key {}, but the stack's key is {}",
+            saved.key_id.as_deref().unwrap_or("(none)"),
+            live_key.as_ref().map_or("(none)", |k| k.key_id.as_str())
+        ))
+        .into());
+    }
+    if live_key.as_ref().map(|k| &k.sha256) != saved.live_key_policy_sha256.as_ref() {
+        return Err(Stale(format!(
+            "the live policy of key {} changed since the plan was made",
+            saved.key_id.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
+    let (prepared, rotation) = online_plan::rotate(prepared, before, saved.keep_old_release)?;
+    saved.check_rendering(
         &prepared.template_sha256,
         &parameters_sha256(&parameters()),
+        &online_plan::artifact_records(&prepared),
     )?;
-    let status = stack::execution_status(aws, &saved.change_set_arn)
-        .await
-        .context(
-            "the saved plan's change set cannot be read (deleted, or a different account/region)",
-        )?;
-    if status != "AVAILABLE" {
-        return Err(super::saved_plan::SavedPlanError::Stale(format!(
-            "its change set is {status} (the stack changed since the plan was made, or it was already applied)"
+    if rotation.then_finish != saved.finish_rotation {
+        return Err(Mismatch(format!(
+            "the plan says finish_rotation {}, but the deployed releases call for {}",
+            saved.finish_rotation, rotation.then_finish
         ))
         .into());
     }
     Ok(prepared)
 }
 
+/// The saved plan's change set, still executable.
+async fn check_change_set(saved: &SavedPlan, aws: &Aws) -> anyhow::Result<()> {
+    let Some(state) = own_change_set(saved, aws).await? else {
+        return Ok(());
+    };
+    if state.execution_status != "AVAILABLE" {
+        return Err(Stale(format!(
+            "its change set is {} (the stack changed since the plan was made, or it was already applied)",
+            state.execution_status
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The saved plan's change set (`None` when the plan has none), refused unless it is this
+/// stack's and was made by this plan: its description carries the plan's content digest.
+pub async fn own_change_set(
+    saved: &SavedPlan,
+    aws: &Aws,
+) -> anyhow::Result<Option<stack::ChangeSetState>> {
+    let Some(arn) = &saved.change_set_arn else {
+        return Ok(None);
+    };
+    let state = stack::change_set_state(aws, arn).await.map_err(|e| {
+        Stale(format!(
+            "its change set {arn} cannot be read (deleted, or another account/region): {e}"
+        ))
+    })?;
+    if state.stack_id != saved.stack_id {
+        return Err(Mismatch(format!(
+            "change set {arn} belongs to stack {}, not {}",
+            state.stack_id, saved.stack_id
+        ))
+        .into());
+    }
+    if !saved.made_change_set(&state.description) {
+        return Err(Mismatch(format!(
+            "change set {arn} was not made by this plan (its description is {:?})",
+            state.description
+        ))
+        .into());
+    }
+    Ok(Some(state))
+}
+
 /// Uploads and executes exactly the planned change set. A new stack goes through the bootstrap
 /// phase first (the bucket), so that no instance starts before its artifacts are in S3. A
-/// rotation then drops the old release in a second step, unless `keep_old_release`.
+/// rotation then drops the old release in a second step, unless `keep_old_release`. Last, a
+/// live key policy that differs from the rendered one (changed outside CloudFormation) is put
+/// back.
 pub async fn apply_plan(
     prepared: Prepared,
     saved: &SavedPlan,
     aws: &Aws,
     args: &AwsArgs,
-    keep_old_release: bool,
     sink: &dyn EventSink,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Applied> {
     let uploads;
-    if saved.phase == "bootstrap" {
-        say("creating the bucket first (bootstrap phase)");
-        execute(aws, saved, args, sink).await?;
-        uploads = upload_artifacts(aws, &prepared, say).await?;
-        say("creating the rest of the stack (the reviewed template)");
-        update(aws, &prepared, saved, args, sink).await?;
-    } else {
-        uploads = upload_artifacts(aws, &prepared, say).await?;
-        execute(aws, saved, args, sink).await?;
+    let mut stack_id = saved.stack_id.clone();
+    match &saved.change_set_arn {
+        Some(arn) if saved.phase == "bootstrap" => {
+            say("creating the bucket first (bootstrap phase)");
+            execute(aws, saved, arn, args, sink).await?;
+            uploads = upload_artifacts(aws, &prepared, say).await?;
+            say("creating the rest of the stack (the reviewed template)");
+            stack_id = update(aws, &prepared, saved, args, sink).await?;
+        }
+        Some(arn) => {
+            uploads = upload_artifacts(aws, &prepared, say).await?;
+            execute(aws, saved, arn, args, sink).await?;
+        }
+        None => uploads = upload_artifacts(aws, &prepared, say).await?,
     }
-    if saved.finish_rotation && !keep_old_release {
+    let mut last = prepared;
+    if saved.finish_rotation && !saved.keep_old_release {
         // The update above replaced the instances with the new EIF and succeeded: the new
         // release runs, so the old one may go.
-        let new = prepared.new_release.clone();
-        let live_policy = kms_policy::Policy::from_json(&prepared.rendered.key_policy.to_string())?;
-        let finished = prepared.with_releases(vec![new.clone()])?;
+        let new = last.new_release.clone();
+        let live_policy = kms_policy::Policy::from_json(&last.rendered.key_policy.to_string())?;
+        let finished = last.with_releases(vec![new.clone()])?;
         let proposed = kms_policy::Policy::from_json(&finished.rendered.key_policy.to_string())?;
         let running = new.pcr_set()?;
         kms_policy::check_rotation(&live_policy, &proposed, &running, &Default::default())?;
         say("rotation: the new release runs; dropping the old release from the key policy");
         update(aws, &finished, saved, args, sink).await?;
+        last = finished;
     } else if saved.finish_rotation {
         say("rotation: keeping the old release admitted (--keep-old-release); a later apply drops it");
     }
-    let outputs = outputs(aws, &saved.stack_id).await?;
+    if let Some(key) = key_policy::restore(aws, &stack_id, &last.rendered.key_policy).await? {
+        say(&format!(
+            "key policy of {key} differed from the rendered one (changed outside CloudFormation): put the rendered policy back (PutKeyPolicy)"
+        ));
+    }
+    let outputs = outputs(aws, &stack_id).await?;
     Ok(Applied { outputs, uploads })
 }
 
-/// Creates and executes an UPDATE change set of `prepared`'s template.
+/// Creates and executes an UPDATE change set of `prepared`'s template; returns the stack id.
 async fn update(
     aws: &Aws,
     prepared: &Prepared,
     saved: &SavedPlan,
     args: &AwsArgs,
     sink: &dyn EventSink,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let request = ChangeSetRequest {
         stack_name: saved.stack_name.clone(),
         change_set_name: change_set_name(),
@@ -190,39 +296,59 @@ async fn update(
         parameters: parameters(),
         tags: stack_tags(&prepared.rendered.deployment),
         create: false,
+        description: saved.change_set_description(),
     };
     match stack::create_change_set(aws, &request, args.poll).await? {
-        ChangeSetOutcome::NoChanges => Ok(()),
+        ChangeSetOutcome::NoChanges => Ok(saved.stack_id.clone()),
         ChangeSetOutcome::Ready { arn, stack_id, .. } => {
             let next = SavedPlan {
-                change_set_arn: arn,
-                stack_id,
-                phase: "full".into(),
+                stack_id: stack_id.clone(),
                 ..saved.clone()
             };
-            execute(aws, &next, args, sink).await.map(|_| ())
+            execute(aws, &next, &arn, args, sink).await?;
+            Ok(stack_id)
         }
     }
 }
 
-/// The stack's outputs; where CloudFormation reports none (moto after a change set), the
-/// physical ids of its resources stand in.
-pub async fn outputs(aws: &Aws, stack_id: &str) -> anyhow::Result<BTreeMap<String, String>> {
+/// The stack's outputs: every output its template declares, `None` where CloudFormation reports
+/// no value (moto after a change set; an output of a resource still being created).
+pub async fn outputs(
+    aws: &Aws,
+    stack_id: &str,
+) -> anyhow::Result<BTreeMap<String, Option<String>>> {
     let info = stack::describe(aws, stack_id)
         .await?
         .context("the stack disappeared")?;
-    if !info.outputs.is_empty() {
-        return Ok(info.outputs);
-    }
-    Ok(stack::resources(aws, stack_id)
-        .await?
+    let body = stack::deployed_template(aws, stack_id).await?;
+    let doc: serde_json::Value = serde_saphyr::from_str(&body).unwrap_or_default();
+    let mut all: BTreeMap<String, Option<String>> = doc["Outputs"]
+        .as_object()
         .into_iter()
-        .map(|(id, (_, physical))| (id, physical))
-        .collect())
+        .flatten()
+        .map(|(k, _)| (k.clone(), None))
+        .collect();
+    for (k, v) in info.outputs {
+        all.insert(k, Some(v));
+    }
+    Ok(all)
 }
 
-/// Writes outputs as JSON (`--outputs-file`).
-pub fn write_outputs(path: &Path, outputs: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(outputs)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
+/// The outputs without a value, for the warning that says so.
+pub fn missing_outputs(outputs: &BTreeMap<String, Option<String>>) -> Vec<&str> {
+    outputs
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+/// Writes outputs as JSON (`--outputs-file`): always every declared output, `null` where
+/// CloudFormation has no value; written whole or not at all.
+pub fn write_outputs(
+    path: &Path,
+    outputs: &BTreeMap<String, Option<String>>,
+) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(outputs)? + "\n";
+    super::write_whole(path, &text).with_context(|| format!("cannot write {}", path.display()))
 }

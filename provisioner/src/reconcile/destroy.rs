@@ -1,5 +1,6 @@
 //! `destroy`: shows what will be lost, asks for the stack name (or `--yes` in CI), respects
-//! termination protection unless `--force`, empties the bucket, deletes the stack.
+//! termination protection unless `--force`, empties the bucket, deletes the stack. Only a stack
+//! that carries the deployment's ownership marks is ever deleted.
 
 use super::AwsArgs;
 use crate::aws::events::{self, EventSink};
@@ -53,9 +54,11 @@ impl DestroyPreview {
 pub async fn preview(loaded: &Loaded, aws: &Aws) -> anyhow::Result<Option<DestroyPreview>> {
     let c = &loaded.config;
     aws.check_account(&c.account).await?;
-    let Some(info) = stack::describe(aws, &c.name).await? else {
+    // Only the deployment's own stack: a foreign one of the same name is refused here.
+    let Some(existing) = super::refresh::existing(aws, &c.name, &c.name, false).await? else {
         return Ok(None);
     };
+    let info = existing.stack;
     if info.is_busy() {
         anyhow::bail!(
             "stack {} is {}: wait for the running operation to end",

@@ -4,8 +4,11 @@
 
 pub mod apply;
 pub mod destroy;
+pub mod key_policy;
 pub mod online_plan;
+pub mod ownership;
 pub mod prompt;
+pub mod refresh;
 pub mod rotation;
 pub mod saved_plan;
 pub mod status;
@@ -31,7 +34,7 @@ pub struct AwsArgs {
 }
 
 impl AwsArgs {
-    pub async fn connect(&self, region: &str) -> Aws {
+    pub async fn connect(&self, region: &str) -> Result<Aws, crate::aws::AwsError> {
         Aws::connect(&AwsOptions {
             region: region.to_string(),
             profile: self.profile.clone(),
@@ -216,6 +219,17 @@ pub fn parameters_sha256(params: &BTreeMap<String, String>) -> String {
     ))
 }
 
+/// Writes `text` to `path` whole or not at all: a temporary file beside it, renamed over it.
+pub fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
+}
+
 /// A unique, sortable change set name.
 pub fn change_set_name() -> String {
     let now = std::time::SystemTime::now()
@@ -232,15 +246,13 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Tags CloudFormation propagates to every resource it can.
+/// Tags CloudFormation propagates to every resource it can: the ownership marks, then the user's.
 pub fn stack_tags(dep: &Deployment) -> Vec<(String, String)> {
-    let mut tags = vec![
-        ("managed-by".to_string(), "nitro-provision".to_string()),
-        (
-            "nitro-provision:deployment".to_string(),
-            dep.config.name.clone(),
-        ),
-    ];
-    tags.extend(dep.config.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-    tags
+    let extra: Vec<(String, String)> = dep
+        .config
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ownership::stack_tags(&dep.config.name, &extra)
 }

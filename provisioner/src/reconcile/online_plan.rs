@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
+use super::key_policy;
+use super::refresh::{self, Deployed, Existing};
 use super::rotation::{plan_rotation, Rotation};
 use super::saved_plan::{ArtifactRecord, SavedPlan, FORMAT_VERSION};
 use super::{
@@ -14,9 +14,17 @@ use crate::aws::stack::{self, ChangeSetOutcome, ChangeSetRequest, StackInfo};
 use crate::aws::Aws;
 use crate::config::Loaded;
 use crate::plan::{
-    is_security_sensitive, ChangeSetInfo, KeyPolicyChange, PcrChange, Plan, ResourceChange, Summary,
+    is_security_sensitive, pcr_name, ChangeSetInfo, PcrChange, Plan, ResourceChange, Summary,
 };
-use crate::render::Release;
+
+/// What the user asked of a plan besides the configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// In a rotation, keep the old release admitted (`--keep-old-release`).
+    pub keep_old_release: bool,
+    /// Take over a stack that is not this deployment's (`--adopt-stack`).
+    pub adopt_stack: bool,
+}
 
 /// An online plan and what `apply` needs to execute it.
 pub struct OnlinePlan {
@@ -24,9 +32,8 @@ pub struct OnlinePlan {
     /// The rendering the change set was made from (a rotation admits two releases).
     pub prepared: Prepared,
     pub rotation: Rotation,
-    /// `None` when there is nothing to change.
-    pub saved: Option<SavedPlan>,
-    pub stack: Option<StackInfo>,
+    /// What `plan --out` writes and `apply` executes (also when nothing changes).
+    pub saved: SavedPlan,
 }
 
 /// Why a stack cannot be planned against as it is.
@@ -49,65 +56,6 @@ pub fn check_stack_state(stack: &StackInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the deployed template pins, admits and its key policy: the "before" of the plan.
-pub struct Deployed {
-    pub pcrs: BTreeMap<u8, String>,
-    pub key_policy: Option<Value>,
-    /// Every release the deployed key policy admits, oldest first.
-    pub releases: Vec<Release>,
-}
-
-impl Deployed {
-    /// The release the instances run: the one the deployed EIF's PCRs match.
-    pub fn running(&self) -> Release {
-        Release {
-            pcrs: self.pcrs.clone(),
-        }
-    }
-}
-
-pub async fn deployed(aws: &Aws, stack: &StackInfo) -> anyhow::Result<Deployed> {
-    let body = stack::deployed_template(aws, &stack.id).await?;
-    let doc: Value = serde_saphyr::from_str(&body).unwrap_or(Value::Null);
-    let pcrs = doc["Metadata"]["nitro-provision"]["PinnedPcrs"]
-        .as_str()
-        .unwrap_or_default()
-        .split(';')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.strip_prefix("PCR")?.parse().ok()?, v.to_string()))
-        })
-        .collect();
-    let key_policy = doc["Resources"]["EnclaveKey"]["Properties"]["KeyPolicy"]
-        .as_str()
-        .and_then(|s| serde_json::from_str(s).ok());
-    let releases = doc["Metadata"]["nitro-provision"]["Releases"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|r| Release {
-                    pcrs: r
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|(k, v)| {
-                            Some((
-                                k.strip_prefix("PCR")?.parse().ok()?,
-                                v.as_str()?.to_string(),
-                            ))
-                        })
-                        .collect(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Deployed {
-        pcrs,
-        key_policy,
-        releases,
-    })
-}
-
 /// The releases this apply admits (see `rotation`) and the rendering that goes with them.
 pub fn rotate(
     prepared: Prepared,
@@ -128,48 +76,104 @@ pub fn rotate(
     Ok((prepared, rotation))
 }
 
-/// Creates the change set and the plan document.
+/// The phase a plan of this stack is in: `bootstrap` while the stack has no artifact bucket yet
+/// (a new stack, or one taken over with `--adopt-stack`): its change set creates the bucket only,
+/// apply uploads, then creates the rest. A stack with the bucket (even one left in the bootstrap
+/// phase by an interrupted first apply) goes to the full template at once.
+pub fn phase_of(existing: Option<&Existing>) -> &'static str {
+    let has_bucket = existing
+        .filter(|e| e.is_live())
+        .and_then(|e| e.deployed.as_ref())
+        .is_some_and(|d| d.has_bucket);
+    if has_bucket {
+        "full"
+    } else {
+        "bootstrap"
+    }
+}
+
+/// The artifacts apply uploads, as a saved plan records them.
+pub fn artifact_records(prepared: &Prepared) -> Vec<ArtifactRecord> {
+    prepared
+        .uploads()
+        .into_iter()
+        .map(|(name, _, key)| ArtifactRecord {
+            sha256: prepared.sha256_of(&name),
+            name,
+            key,
+        })
+        .collect()
+}
+
+/// Reads what exists (refusing a stack that is not the deployment's unless adopted), creates the
+/// change set and the plan document. Nothing is executed.
 pub async fn plan(
     loaded: &Loaded,
     prepared: Prepared,
     aws: &Aws,
     args: &AwsArgs,
-    keep_old_release: bool,
+    opts: PlanOptions,
 ) -> anyhow::Result<OnlinePlan> {
     let c = &loaded.config;
     aws.check_account(&c.account).await?;
-    let existing = stack::describe(aws, &c.name).await?;
-    if let Some(s) = &existing {
-        check_stack_state(s)?;
+    let existing = refresh::existing(aws, &c.name, &c.name, opts.adopt_stack).await?;
+    if let Some(e) = &existing {
+        check_stack_state(&e.stack)?;
     }
-    if let Some(review) = existing.as_ref().filter(|s| s.is_empty_review()) {
+    if let Some(review) = existing.as_ref().filter(|e| !e.is_live()) {
         // An empty stack left by an earlier, unexecuted plan (its saved plan, if any, is
         // superseded by this one): remove it so the new CREATE change set starts clean.
-        discard_review_stack(aws, review, args).await?;
+        discard_review_stack(aws, &review.stack, args).await?;
     }
-    let live = existing.as_ref().filter(|s| !s.is_empty_review());
-    let before = match live {
-        Some(l) => Some(deployed(aws, l).await?),
+    let live = existing.as_ref().filter(|e| e.is_live());
+    let before = live.and_then(|l| l.deployed.as_ref());
+    let live_key = match live {
+        Some(l) => key_policy::read_live(aws, &l.stack.id).await?,
         None => None,
     };
-    let (prepared, rotation) = rotate(prepared, before.as_ref(), keep_old_release)?;
-    // A live stack (even one left in the bootstrap phase by an interrupted first apply) goes to
-    // the full phase; a new one starts with the bucket only.
-    let phase = if live.is_some() { "full" } else { "bootstrap" };
+    let (prepared, rotation) = rotate(prepared, before, opts.keep_old_release)?;
+    let phase = phase_of(live);
+    let bootstrap = phase == "bootstrap";
     let params = parameters();
+    let mut saved = SavedPlan {
+        format_version: FORMAT_VERSION.to_string(),
+        deployment: c.name.clone(),
+        region: c.region.clone(),
+        account: c.account.clone(),
+        stack_name: c.name.clone(),
+        phase: phase.to_string(),
+        template_sha256: prepared.template_sha256.clone(),
+        parameters_sha256: parameters_sha256(&params),
+        config_sha256: loaded.sha256.clone(),
+        deployed_template_sha256: before.map(|d| d.template_sha256.clone()),
+        key_id: live_key.as_ref().map(|k| k.key_id.clone()),
+        live_key_policy_sha256: live_key.as_ref().map(|k| k.sha256.clone()),
+        artifacts: artifact_records(&prepared),
+        created_at_unix: unix_now(),
+        keep_old_release: opts.keep_old_release,
+        finish_rotation: rotation.then_finish,
+        adopt_stack: opts.adopt_stack,
+        content_sha256: String::new(),
+        stack_id: live.map(|l| l.stack.id.clone()).unwrap_or_default(),
+        change_set_arn: None,
+        digest: String::new(),
+    };
+    saved.seal_content();
     let dep = &prepared.rendered.deployment;
     let request = ChangeSetRequest {
         stack_name: c.name.clone(),
         change_set_name: change_set_name(),
-        // A new stack starts with the bucket only (see apply); the plan reviews the full template.
-        template_body: if live.is_some() {
-            prepared.rendered.template.clone()
-        } else {
+        // The bootstrap phase creates the bucket only (see apply); the plan reviews the full
+        // template.
+        template_body: if bootstrap {
             prepared.rendered.bootstrap_template.clone()
+        } else {
+            prepared.rendered.template.clone()
         },
         parameters: params.clone(),
         tags: stack_tags(dep),
         create: live.is_none(),
+        description: saved.change_set_description(),
     };
     let mut plan = Plan::offline(&prepared.rendered);
     // Independent calls run together: the change set (which CloudFormation takes a while to
@@ -206,16 +210,28 @@ pub async fn plan(
     if prepared.built.standin {
         plan.warnings.push(crate::build::STANDIN_WARNING.into());
     }
-    if let Some(before) = &before {
-        plan.pcr_changes = pcr_changes(&before.pcrs, &prepared.rendered.pinned_pcrs);
-        if before.key_policy.as_ref() != Some(&prepared.rendered.key_policy) {
-            plan.key_policy_change = Some(key_policy_change(
-                before.key_policy.clone(),
-                &prepared.rendered.key_policy,
-            ));
-        }
+    match existing.as_ref().and_then(|e| e.adopted.as_ref()) {
+        Some(why) => plan.warnings.push(format!(
+            "adopting stack {} (--adopt-stack): it was not this deployment's ({why}); apply replaces its template and tags, deleting resources that are not in ours",
+            c.name
+        )),
+        None if opts.adopt_stack => plan.warnings.push(format!(
+            "--adopt-stack has nothing to adopt: stack {} {}",
+            c.name,
+            if existing.is_some() { "is already this deployment's" } else { "does not exist" }
+        )),
+        None => {}
     }
-    let (arn, stack_id, changes) = match outcome {
+    if let Some(before) = before {
+        plan.pcr_changes = pcr_changes(&before.pcrs, &prepared.rendered.pinned_pcrs);
+    }
+    plan.key_id = live_key.as_ref().map(|k| k.key_id.clone());
+    (plan.key_policy_change, plan.key_policy_drift) = key_policy::review(
+        before.and_then(|d| d.key_policy.as_ref()),
+        live_key.as_ref(),
+        &prepared.rendered.key_policy,
+    );
+    match outcome {
         ChangeSetOutcome::NoChanges => {
             plan.resource_changes.clear();
             plan.summary = Summary {
@@ -223,52 +239,34 @@ pub async fn plan(
                 change: 0,
                 destroy: 0,
             };
-            return Ok(OnlinePlan {
-                plan,
-                prepared,
-                rotation,
-                saved: None,
-                stack: existing,
-            });
         }
         ChangeSetOutcome::Ready {
             arn,
             stack_id,
             changes,
-        } => (arn, stack_id, changes),
-    };
-    if live.is_some() {
-        (plan.resource_changes, plan.summary) = plan_changes(&changes);
+        } => {
+            if !bootstrap {
+                (plan.resource_changes, plan.summary) = plan_changes(&changes);
+            } else if live.is_some() {
+                // An adopted stack: everything of ours is created, and what the change set
+                // removes from the foreign template is destroyed.
+                let (removed, _) = plan_changes(&changes);
+                plan.resource_changes.extend(
+                    removed
+                        .into_iter()
+                        .filter(|r| r.actions.contains(&"delete")),
+                );
+                plan.summary = summary_of(&plan.resource_changes);
+            }
+            plan.change_set = Some(ChangeSetInfo {
+                arn: arn.clone(),
+                phase: phase.to_string(),
+            });
+            saved.stack_id = stack_id;
+            saved.change_set_arn = Some(arn);
+        }
     }
-    plan.change_set = Some(ChangeSetInfo {
-        arn: arn.clone(),
-        phase: phase.to_string(),
-    });
-    let saved = SavedPlan {
-        format_version: FORMAT_VERSION.to_string(),
-        deployment: c.name.clone(),
-        region: c.region.clone(),
-        account: c.account.clone(),
-        stack_name: c.name.clone(),
-        stack_id,
-        change_set_arn: arn,
-        phase: phase.to_string(),
-        template_sha256: prepared.template_sha256.clone(),
-        parameters_sha256: parameters_sha256(&params),
-        config_sha256: loaded.sha256.clone(),
-        artifacts: prepared
-            .uploads()
-            .into_iter()
-            .map(|(name, _, key)| ArtifactRecord {
-                sha256: prepared.sha256_of(&name),
-                name,
-                key,
-            })
-            .collect(),
-        created_at_unix: unix_now(),
-        keep_old_release,
-        finish_rotation: rotation.then_finish,
-    };
+    saved.seal();
     if rotation.admit.len() > 1 {
         plan.warnings.push(if rotation.then_finish {
             "rotation: the key policy admits the running and the new release; after the instances roll, apply drops the old one in a second step".to_string()
@@ -280,8 +278,7 @@ pub async fn plan(
         plan,
         prepared,
         rotation,
-        saved: Some(saved),
-        stack: existing,
+        saved,
     })
 }
 
@@ -304,14 +301,18 @@ pub fn plan_changes(changes: &[stack::ResourceChange]) -> (Vec<ResourceChange>, 
             security_sensitive: is_security_sensitive(&ch.resource_type),
         })
         .collect();
-    let count =
-        |f: &dyn Fn(&[&str]) -> bool| resource_changes.iter().filter(|r| f(&r.actions)).count();
-    let summary = Summary {
+    let summary = summary_of(&resource_changes);
+    (resource_changes, summary)
+}
+
+/// Terraform's counts: replacements count as one add and one destroy.
+fn summary_of(changes: &[ResourceChange]) -> Summary {
+    let count = |f: &dyn Fn(&[&str]) -> bool| changes.iter().filter(|r| f(&r.actions)).count();
+    Summary {
         add: count(&|a| a.contains(&"create")),
         change: count(&|a| a == ["update"]),
         destroy: count(&|a| a.contains(&"delete")),
-    };
-    (resource_changes, summary)
+    }
 }
 
 /// Deletes a stack that only exists to hold an unexecuted CREATE change set (no resources).
@@ -329,9 +330,13 @@ async fn discard_review_stack(aws: &Aws, review: &StackInfo, args: &AwsArgs) -> 
     anyhow::bail!("the empty stack {} was not deleted in time", review.name)
 }
 
-/// Removes what a plan created when it is not saved: its change set, and for a new stack the
-/// empty stack holding it. `plan` without `--out` thus leaves nothing behind.
+/// Removes what a plan created: its change set, and for a new stack the empty stack holding
+/// it. `plan` without `--out` thus leaves nothing behind; `plan --discard` calls it for a saved
+/// plan once it is checked to be this deployment's.
 pub async fn discard(aws: &Aws, saved: &SavedPlan, args: &AwsArgs) -> anyhow::Result<()> {
+    let Some(arn) = &saved.change_set_arn else {
+        return Ok(());
+    };
     if saved.phase == "bootstrap" {
         if let Some(review) = stack::describe(aws, &saved.stack_id)
             .await?
@@ -340,30 +345,8 @@ pub async fn discard(aws: &Aws, saved: &SavedPlan, args: &AwsArgs) -> anyhow::Re
             return discard_review_stack(aws, &review, args).await;
         }
     }
-    stack::delete_change_set(aws, &saved.change_set_arn).await?;
+    stack::delete_change_set(aws, arn).await?;
     Ok(())
-}
-
-/// The semantic diff reviewers approve; a deployed policy our parser refuses (edited by hand
-/// with constructs we never emit) is reported as such rather than guessed at.
-fn key_policy_change(deployed: Option<Value>, planned: &Value) -> KeyPolicyChange {
-    let deployed = deployed.unwrap_or(Value::Null);
-    let parse = |v: &Value| kms_policy::Policy::from_json(&v.to_string());
-    match (parse(&deployed), parse(planned)) {
-        (Ok(before), Ok(after)) => {
-            let d = kms_policy::diff(&before, &after);
-            KeyPolicyChange {
-                diff: serde_json::to_value(&d).unwrap_or(Value::Null),
-                text: d.to_string(),
-                deployed,
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => KeyPolicyChange {
-            text: format!("the deployed key policy cannot be compared ({e}); the planned policy replaces it whole"),
-            diff: Value::Null,
-            deployed,
-        },
-    }
 }
 
 /// PCR values that differ between the deployed template and the plan.
@@ -382,6 +365,7 @@ fn pcr_changes(
             let after = planned.get(&i).cloned().flatten();
             (before != after).then_some(PcrChange {
                 index: i,
+                name: pcr_name(i),
                 deployed: before,
                 planned: after,
             })
@@ -406,11 +390,13 @@ mod tests {
             vec![
                 PcrChange {
                     index: 1,
+                    name: "PCR1".into(),
                     deployed: Some("b".into()),
                     planned: Some("c".into())
                 },
                 PcrChange {
                     index: 2,
+                    name: "PCR2".into(),
                     deployed: None,
                     planned: Some("d".into())
                 },

@@ -1,23 +1,50 @@
-//! `status`: what CloudFormation reports for the deployment.
+//! `status`: what CloudFormation reports for the deployment (only a stack that is the
+//! deployment's, see `ownership`).
 
 use std::collections::BTreeMap;
 
-use crate::aws::stack::{self, StackInfo};
+use super::refresh;
+use crate::aws::stack::{self, ChangeSetSummary, StackInfo};
 use crate::aws::Aws;
 use crate::config::Loaded;
 
 #[derive(Debug)]
 pub struct Status {
     pub stack: StackInfo,
-    pub outputs: BTreeMap<String, String>,
+    /// Every declared output; `None` where CloudFormation reports no value.
+    pub outputs: BTreeMap<String, Option<String>>,
     /// (logical id, type, physical id) of instances and Auto Scaling groups.
     pub compute: Vec<(String, String, String)>,
+    /// Change sets that can still be executed: saved plans not applied (or discarded) yet.
+    pub pending: Vec<ChangeSetSummary>,
+}
+
+impl Status {
+    /// The stack only holds a pending CREATE change set: nothing is deployed yet.
+    pub fn only_pending(&self) -> bool {
+        self.stack.is_empty_review()
+    }
 }
 
 pub async fn status(loaded: &Loaded, aws: &Aws) -> anyhow::Result<Option<Status>> {
-    let Some(info) = stack::describe(aws, &loaded.config.name).await? else {
+    let name = &loaded.config.name;
+    let Some(existing) = refresh::existing(aws, name, name, false).await? else {
         return Ok(None);
     };
+    let info = existing.stack;
+    let pending = stack::list_change_sets(aws, &info.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.execution_status == "AVAILABLE")
+        .collect();
+    if info.is_empty_review() {
+        return Ok(Some(Status {
+            stack: info,
+            outputs: BTreeMap::new(),
+            compute: Vec::new(),
+            pending,
+        }));
+    }
     let compute = stack::resources(aws, &info.id)
         .await?
         .into_iter()
@@ -31,5 +58,6 @@ pub async fn status(loaded: &Loaded, aws: &Aws) -> anyhow::Result<Option<Status>
         stack: info,
         outputs,
         compute,
+        pending,
     }))
 }
