@@ -325,32 +325,55 @@ async fn egress_passes_allowlisted_targets_and_refuses_and_counts_the_rest() {
     run.services.shutdown().await;
 }
 
-/// Two free TCP base ports whose service ports (base + 1..4) can be bound.
-fn tcp_bases() -> (std::net::SocketAddr, std::net::SocketAddr) {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            - 1
-    };
-    (
-        format!("127.0.0.1:{}", free()).parse().unwrap(),
-        format!("127.0.0.1:{}", free()).parse().unwrap(),
-    )
+/// A free-looking TCP base port (its service ports base + 1..4 may still be taken: callers
+/// retry with another).
+fn tcp_base() -> std::net::SocketAddr {
+    let p = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{}", p - 1).parse().unwrap()
+}
+
+/// Starts the services on a TCP transport listening from a free base, retrying when one of its
+/// ports is taken. Returns the running services and the host's base address.
+async fn start_tcp(
+    config: &mut companion_config::SupervisorConfig,
+    connect: &str,
+) -> (common::Running, std::net::SocketAddr) {
+    for _ in 0..20 {
+        let host = tcp_base();
+        config.link.transport = LinkTransport::Tcp {
+            listen: host.to_string(),
+            connect: connect.into(),
+        };
+        let (tx, events) = tokio::sync::mpsc::channel(64);
+        let metrics = Arc::new(enclave_supervisor::services::ServiceMetrics::new());
+        match Services::start(config, tx, metrics.clone()).await {
+            Ok(services) => {
+                return (
+                    common::Running {
+                        services,
+                        events,
+                        metrics,
+                    },
+                    host,
+                )
+            }
+            Err(ServiceError::Bind { .. }) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free TCP base port in 20 tries");
 }
 
 #[tokio::test]
 async fn tcp_transport_serves_its_configured_peer_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (host, enclave) = tcp_bases();
+    let enclave = tcp_base();
     let mut config = common::config(dir.path());
-    config.link.transport = LinkTransport::Tcp {
-        listen: host.to_string(),
-        connect: enclave.to_string(),
-    };
-    let mut run = common::start(&config).await;
+    let (mut run, host) = start_tcp(&mut config, &enclave.to_string()).await;
     let side = Tcp {
         listen: enclave,
         connect: host,
@@ -361,12 +384,7 @@ async fn tcp_transport_serves_its_configured_peer_only() {
     run.services.shutdown().await;
 
     // The enclave is said to be 127.0.0.2: a peer on 127.0.0.1 is turned away and counted.
-    let (host, _) = tcp_bases();
-    config.link.transport = LinkTransport::Tcp {
-        listen: host.to_string(),
-        connect: "127.0.0.2:40000".into(),
-    };
-    let run = common::start(&config).await;
+    let (run, host) = start_tcp(&mut config, "127.0.0.2:40000").await;
     let side = Tcp {
         listen: enclave,
         connect: host,

@@ -3,20 +3,21 @@
 //! buffers (nothing is read while the previous chunk is unwritten), bytes are counted per
 //! direction, and a connection without a byte either way for `idle` is closed.
 
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// Per-direction buffer: large enough for loopback/vsock throughput, small enough for a thousand
-/// connections (pages an idle connection never fills stay unmapped).
-pub(crate) const BUFFER: usize = 64 * 1024;
+/// Each direction's buffer starts small (an idle connection costs 2 × 4 KiB) and doubles, up to
+/// `MAX_BUFFER`, whenever a read fills it: bulk transfers get large reads and writes.
+const MIN_BUFFER: usize = 4 * 1024;
+const MAX_BUFFER: usize = 256 * 1024;
 
 /// How a proxied connection ended.
 #[derive(Debug)]
@@ -43,7 +44,8 @@ impl PumpEnd {
     }
 }
 
-/// Copies between `outer` (the client or AWS endpoint) and `enclave` until both sides are done.
+/// Copies between `outer` (the client or AWS endpoint) and `enclave` until both directions
+/// reached EOF (each EOF shuts down writing on the other side).
 pub(crate) async fn pump<A, B>(
     outer: &mut A,
     enclave: &mut B,
@@ -56,23 +58,26 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
-    let mut a = Counted {
-        inner: outer,
-        counter: to_enclave,
-        activity: activity.clone(),
-        start,
-    };
-    let mut b = Counted {
-        inner: enclave,
-        counter: from_enclave,
-        activity: activity.clone(),
-        start,
-    };
-    let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, BUFFER, BUFFER);
+    let activity = AtomicU64::new(0);
+    let mut inbound = Half::new(to_enclave);
+    let mut outbound = Half::new(from_enclave);
+    let copy = poll_fn(|cx| {
+        let seen = |n: usize| {
+            if n > 0 {
+                activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+        };
+        let a = inbound.poll(cx, &mut *outer, &mut *enclave, &seen)?;
+        let b = outbound.poll(cx, &mut *enclave, &mut *outer, &seen)?;
+        if a.is_ready() && b.is_ready() {
+            Poll::Ready(Ok::<(), io::Error>(()))
+        } else {
+            Poll::Pending
+        }
+    });
     tokio::select! {
         r = copy => match r {
-            Ok(_) => PumpEnd::Done,
+            Ok(()) => PumpEnd::Done,
             Err(e) => PumpEnd::Error(e),
         },
         () = idle_watch(&activity, start, idle) => PumpEnd::Idle,
@@ -90,46 +95,69 @@ async fn idle_watch(activity: &AtomicU64, start: Instant, idle: Duration) {
     }
 }
 
-/// Counts bytes read from the inner stream and records when the last ones arrived.
-struct Counted<'a, S> {
-    inner: &'a mut S,
+/// One direction: read a chunk, write it all, repeat; on EOF flush and shut down the writer.
+struct Half {
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    grow: bool,
+    eof: bool,
+    done: bool,
     counter: Counter,
-    activity: Arc<AtomicU64>,
-    start: Instant,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut *self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.counter.inc_by(n as u64);
-            let ms = self.start.elapsed().as_millis() as u64;
-            self.activity.store(ms, Ordering::Relaxed);
+impl Half {
+    fn new(counter: Counter) -> Self {
+        Half {
+            buf: vec![0; MIN_BUFFER],
+            pos: 0,
+            filled: 0,
+            grow: false,
+            eof: false,
+            done: false,
+            counter,
         }
-        r
     }
-}
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+    fn poll<R, W>(
+        &mut self,
         cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_shutdown(cx)
+        r: &mut R,
+        w: &mut W,
+        seen: &dyn Fn(usize),
+    ) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            while self.pos < self.filled {
+                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..self.filled]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+            }
+            if self.eof {
+                ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
+                self.done = true;
+                return Poll::Ready(Ok(()));
+            }
+            if self.grow {
+                self.buf = vec![0; (self.buf.len() * 2).min(MAX_BUFFER)];
+                self.grow = false;
+            }
+            let mut rb = ReadBuf::new(&mut self.buf);
+            ready!(Pin::new(&mut *r).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            seen(n);
+            self.counter.inc_by(n as u64);
+            self.eof = n == 0;
+            self.grow = n == self.buf.len() && n < MAX_BUFFER;
+            (self.pos, self.filled) = (0, n);
+        }
     }
 }
