@@ -2,7 +2,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Doubles from `min` to `max`, each delay drawn from 80–120 % of the nominal one so that many
 /// clients (or a reboot loop) do not reconnect in lockstep.
@@ -35,11 +35,11 @@ impl Backoff {
     }
 }
 
-/// A number in [0, 1): std's randomly keyed hasher over the time (no RNG dependency needed for
-/// jitter).
+/// A number in [0, 1): std's `RandomState` is keyed from OS randomness and differs on every
+/// call, which is all jitter needs (no RNG dependency inside the enclave).
 fn unit_random() -> f64 {
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.write_u64(0x6a09_e667_f3bc_c908);
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
