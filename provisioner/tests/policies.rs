@@ -213,3 +213,35 @@ fn user_data_pins_artifact_digests_and_fits_ec2_limits() {
     let unbuilt = render_config(config(BASE), Default::default()).user_data;
     assert!(unbuilt.contains("sha384 UNKNOWN-not-built"));
 }
+
+#[test]
+fn supervisor_egress_allowlist_names_the_regions_aws_endpoints_in_its_partition() {
+    let hosts = |text: &str| -> Vec<String> {
+        render_config(config(text), Default::default())
+            .supervisor_config
+            .link
+            .egress
+            .allowlist
+            .iter()
+            .map(|t| format!("{}:{}", t.host, t.port))
+            .collect()
+    };
+    assert_eq!(
+        hosts(BASE),
+        [
+            "kms.us-east-1.amazonaws.com:443",
+            "s3.us-east-1.amazonaws.com:443",
+            "demo-123456789012-us-east-1.s3.us-east-1.amazonaws.com:443",
+            "ssm.us-east-1.amazonaws.com:443",
+            "sts.us-east-1.amazonaws.com:443",
+            "logs.us-east-1.amazonaws.com:443",
+        ]
+    );
+    let china = hosts(&BASE.replace("region: us-east-1", "region: cn-north-1"));
+    assert_eq!(china[0], "kms.cn-north-1.amazonaws.com.cn:443");
+    assert_eq!(
+        china[2],
+        "demo-123456789012-cn-north-1.s3.cn-north-1.amazonaws.com.cn:443"
+    );
+    assert!(china.iter().all(|h| h.ends_with(".amazonaws.com.cn:443")));
+}

@@ -28,6 +28,7 @@ fn sample(listen: &str) -> SupervisorConfig {
             level: "info".into(),
             format: "json".into(),
         },
+        link: Link::default(),
     }
 }
 

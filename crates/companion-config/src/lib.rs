@@ -31,6 +31,11 @@ pub struct SupervisorConfig {
     pub proxies: Vec<Proxy>,
     pub log_group: String,
     pub logging: Logging,
+    /// The link to the enclave and the services offered over it (control, logs, credentials,
+    /// egress, ingress limits). Defaults: AF_VSOCK, IMDS at its link-local address, an empty
+    /// egress allowlist (everything refused).
+    #[serde(default)]
+    pub link: Link,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +63,184 @@ pub struct Proxy {
     pub protocol: String,
     pub host_port: u16,
     pub vsock_port: u32,
+}
+
+/// The supervisor's side of the link (`enclave_link`) and its services.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    #[serde(default)]
+    pub transport: LinkTransport,
+    #[serde(default)]
+    pub logs: LogService,
+    #[serde(default)]
+    pub credentials: CredentialService,
+    #[serde(default)]
+    pub egress: EgressService,
+    #[serde(default)]
+    pub ingress: IngressService,
+}
+
+/// How the supervisor reaches the enclave; service ports are fixed (`enclave_link::ports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LinkTransport {
+    /// AF_VSOCK: listen on the services' ports, connect to `enclave.cid` (production). A struct
+    /// variant so that unknown fields are refused.
+    Vsock {},
+    /// vhost-device-vsock's unix-socket backend (QEMU): listen on `PATH_PORT`, connect through
+    /// `PATH` with `CONNECT PORT`.
+    VhostUser { path: PathBuf },
+    /// Unix sockets `listen_prefix_PORT` / `connect_prefix_PORT` (tests).
+    Unix {
+        listen_prefix: PathBuf,
+        connect_prefix: PathBuf,
+    },
+    /// TCP (tests, laptops): vsock port P is TCP port `base + P mod 65536`; `listen` and
+    /// `connect` are `IP:BASE` of this side and of the enclave's.
+    Tcp { listen: String, connect: String },
+}
+
+/// Enclave log records, re-logged by the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogService {
+    /// Records waiting to be re-logged; beyond it they are dropped and counted.
+    #[serde(default = "default_log_buffer")]
+    pub buffer_records: u32,
+}
+
+/// The instance role's credentials, from IMDSv2, served to the enclave's CID only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialService {
+    /// `http://HOST[:PORT]` of the instance metadata service.
+    #[serde(default = "default_imds_endpoint")]
+    pub imds_endpoint: String,
+    /// TTL asked for an IMDSv2 session token (1–21600).
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: u32,
+    /// Credentials expiring within this are fetched again.
+    #[serde(default = "default_refresh_before")]
+    pub refresh_before_secs: u32,
+    /// Per IMDS request.
+    #[serde(default = "default_imds_timeout")]
+    pub timeout_ms: u32,
+}
+
+/// TCP pass-through from the enclave to allowlisted endpoints (TLS stays end to end).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressService {
+    /// Exact host names (case-insensitive) or IP literals with their port; anything else is
+    /// refused and counted.
+    #[serde(default)]
+    pub allowlist: Vec<EgressTarget>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u32,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressTarget {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Host TCP → enclave vsock proxies (`proxies`): where they listen and their limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressService {
+    /// Address the host ports are bound on.
+    #[serde(default = "default_ingress_listen")]
+    pub listen: String,
+    /// Concurrent connections per port; more are closed at once and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// A connection with no byte in either direction for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u32,
+}
+
+impl Default for LinkTransport {
+    fn default() -> Self {
+        LinkTransport::Vsock {}
+    }
+}
+
+fn default_log_buffer() -> u32 {
+    4096
+}
+fn default_imds_endpoint() -> String {
+    "http://169.254.169.254".into()
+}
+fn default_token_ttl() -> u32 {
+    21_600
+}
+fn default_refresh_before() -> u32 {
+    300
+}
+fn default_imds_timeout() -> u32 {
+    2000
+}
+fn default_max_connections() -> u32 {
+    1024
+}
+fn default_connect_timeout() -> u32 {
+    5
+}
+fn default_idle_timeout() -> u32 {
+    300
+}
+fn default_ingress_listen() -> String {
+    "0.0.0.0".into()
+}
+
+impl Default for LogService {
+    fn default() -> Self {
+        LogService {
+            buffer_records: default_log_buffer(),
+        }
+    }
+}
+
+impl Default for CredentialService {
+    fn default() -> Self {
+        CredentialService {
+            imds_endpoint: default_imds_endpoint(),
+            token_ttl_secs: default_token_ttl(),
+            refresh_before_secs: default_refresh_before(),
+            timeout_ms: default_imds_timeout(),
+        }
+    }
+}
+
+impl Default for EgressService {
+    fn default() -> Self {
+        EgressService {
+            allowlist: Vec::new(),
+            max_connections: default_max_connections(),
+            connect_timeout_secs: default_connect_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+        }
+    }
+}
+
+impl Default for IngressService {
+    fn default() -> Self {
+        IngressService {
+            listen: default_ingress_listen(),
+            max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle_timeout(),
+            connect_timeout_secs: default_connect_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +365,96 @@ mod tests {
                 level: "info".into(),
                 format: "json".into(),
             },
+            link: Link {
+                transport: LinkTransport::VhostUser {
+                    path: "/run/vm4.vsock".into(),
+                },
+                egress: EgressService {
+                    allowlist: vec![EgressTarget {
+                        host: "kms.us-east-1.amazonaws.com".into(),
+                        port: 443,
+                    }],
+                    ..EgressService::default()
+                },
+                ..Link::default()
+            },
+        }
+    }
+
+    fn parse(text: &str) -> Result<SupervisorConfig, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn link_defaults_and_transports() {
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("link");
+        let c = parse(&v.to_string()).unwrap();
+        assert_eq!(c.link, Link::default());
+        assert_eq!(c.link.transport, LinkTransport::Vsock {});
+        assert_eq!(c.link.credentials.imds_endpoint, "http://169.254.169.254");
+        assert!(c.link.egress.allowlist.is_empty());
+        v["link"] = serde_json::json!({"transport": {"type": "tcp", "listen": "127.0.0.1:40000", "connect": "127.0.0.1:41000"}});
+        let c = parse(&v.to_string()).unwrap();
+        assert_eq!(
+            c.link.transport,
+            LinkTransport::Tcp {
+                listen: "127.0.0.1:40000".into(),
+                connect: "127.0.0.1:41000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn link_rejects_unknown_fields_and_transports() {
+        let base: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        let cases = [
+            (
+                serde_json::json!({"surprise": 1}),
+                "unknown field `surprise`",
+            ),
+            (
+                serde_json::json!({"transport": {"type": "vsock", "cid": 3}}),
+                "unknown field `cid`",
+            ),
+            (
+                serde_json::json!({"transport": {"type": "vhost_user", "path": "/x", "port": 1}}),
+                "unknown field `port`",
+            ),
+            (
+                serde_json::json!({"transport": {"type": "vhost_user"}}),
+                "missing field `path`",
+            ),
+            (
+                serde_json::json!({"transport": {"type": "carrier_pigeon"}}),
+                "unknown variant `carrier_pigeon`",
+            ),
+            (
+                serde_json::json!({"egress": {"allowlist": [{"host": "a", "port": 443, "tls": true}]}}),
+                "unknown field `tls`",
+            ),
+            (
+                serde_json::json!({"egress": {"allowlist": [{"host": "a", "port": 70000}]}}),
+                "invalid value",
+            ),
+            (
+                serde_json::json!({"ingress": {"idle_timeout": 5}}),
+                "unknown field `idle_timeout`",
+            ),
+            (
+                serde_json::json!({"credentials": {"imds": "http://x"}}),
+                "unknown field `imds`",
+            ),
+            (
+                serde_json::json!({"logs": {"buffer": 1}}),
+                "unknown field `buffer`",
+            ),
+        ];
+        for (link, expected) in cases {
+            let mut v = base.clone();
+            v["link"] = link.clone();
+            let err = parse(&v.to_string()).unwrap_err();
+            assert!(err.contains(expected), "{link}: {err}");
         }
     }
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use companion_config::{
-    EnclaveResources, Logging, Proxy, SupervisorConfig, Watchdog, FORMAT_VERSION,
-    SUPERVISOR_CONFIG_PATH,
+    EgressService, EgressTarget, EnclaveResources, Link, Logging, Proxy, SupervisorConfig,
+    Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -231,7 +231,34 @@ impl Deployment {
                 level: c.logging.level.clone(),
                 format: c.logging.format.clone(),
             },
+            link: Link {
+                egress: EgressService {
+                    allowlist: self.egress_allowlist(),
+                    ..EgressService::default()
+                },
+                ..Link::default()
+            },
         }
+    }
+
+    /// The AWS endpoints the enclave reaches through the supervisor's egress pass-through: KMS,
+    /// S3 (regional, and the stack bucket's virtual host), SSM, STS and CloudWatch Logs of the
+    /// deployment's region, under its partition's DNS suffix; HTTPS only.
+    pub fn egress_allowlist(&self) -> Vec<EgressTarget> {
+        let region = &self.config.region;
+        let suffix = dns_suffix(self.partition);
+        let regional = |service: &str| format!("{service}.{region}.{suffix}");
+        [
+            regional("kms"),
+            regional("s3"),
+            format!("{}.{}", self.bucket, regional("s3")),
+            regional("ssm"),
+            regional("sts"),
+            regional("logs"),
+        ]
+        .into_iter()
+        .map(|host| EgressTarget { host, port: 443 })
+        .collect()
     }
 
     pub fn unit_context(&self) -> Value {
@@ -388,6 +415,14 @@ impl Deployment {
                 r.pcrs.iter().map(|(i, v)| (format!("PCR{i}"), v.clone())).collect::<BTreeMap<_, _>>()
             }).collect::<Vec<_>>(),
         })
+    }
+}
+
+/// The DNS suffix of a partition's service endpoints.
+fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
     }
 }
 

@@ -1,0 +1,3 @@
+//! `enclave-supervisor` as a library: the binary is a thin layer over these modules.
+
+pub mod services;
