@@ -2,8 +2,10 @@
 //! `scripts/test.sh` into `$NP_CACHE`), golden files, and the repository's fixtures.
 //! A missing tool fails the test with the command that installs it: never a silent skip.
 
+mod awsim;
 mod moto;
 
+pub use awsim::{Awsim, Identities, Keys};
 pub use moto::Moto;
 
 use std::path::{Path, PathBuf};
