@@ -26,6 +26,8 @@ use tokio_rustls::TlsConnector;
 use crate::dialer::{BoxStream, Dialer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Connect and read timeouts: the SDK's per-operation connector settings.
+type Timeouts = (Option<Duration>, Option<Duration>);
 
 /// The `HttpClient` handed to every SDK client built by [`crate::sdk_config`].
 #[derive(Clone)]
@@ -33,7 +35,7 @@ pub struct EgressHttpClient {
     dialer: Arc<dyn Dialer>,
     tls: TlsConnector,
     /// One pooled connector per timeout setting, as the SDK asks per operation config.
-    connectors: Arc<Mutex<HashMap<(Option<Duration>, Option<Duration>), SharedHttpConnector>>>,
+    connectors: Arc<Mutex<HashMap<Timeouts, SharedHttpConnector>>>,
 }
 
 impl std::fmt::Debug for EgressHttpClient {
@@ -60,7 +62,7 @@ impl HttpClient for EgressHttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let key = (settings.connect_timeout(), settings.read_timeout());
+        let key: Timeouts = (settings.connect_timeout(), settings.read_timeout());
         let mut cache = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry(key)

@@ -18,7 +18,11 @@ fn both_evaluators_decide_every_shared_case_as_expected() {
         .arg(&table)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let python: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(python.len(), cases.len());
 
