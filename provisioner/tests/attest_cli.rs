@@ -118,3 +118,85 @@ fn json_report_carries_the_fields_even_when_invalid() {
         "the report still shows what the document says"
     );
 }
+
+/// A simulator document and its test root in `dir`.
+fn simulator_document(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    use nitro_nsm::simulator::{Pcrs, Simulator, TestPki};
+    use nitro_nsm::{AttestationRequest, Nsm};
+    let pki = TestPki::generate(3).unwrap();
+    let root = dir.join("root.pem");
+    std::fs::write(&root, pki.root_pem()).unwrap();
+    let measurements = format!(
+        r#"{{"PCR0": "{}", "PCR1": "{}", "PCR2": "{}"}}"#,
+        "0a".repeat(48),
+        "1b".repeat(48),
+        "2c".repeat(48)
+    );
+    let sim = Simulator::new(pki, Pcrs::from_measurements_json(&measurements).unwrap());
+    let doc = dir.join("sim.cose");
+    std::fs::write(&doc, sim.attest(&AttestationRequest::default()).unwrap()).unwrap();
+    (doc, root)
+}
+
+fn verify_file(doc: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
+        .args(["attest", "verify"])
+        .arg(doc)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn simulator_documents_verify_only_with_root_and_say_it_is_not_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, root) = simulator_document(dir.path());
+    let root = root.to_str().unwrap();
+
+    let pinned = verify_file(&doc, &[]);
+    assert_eq!(pinned.status.code(), Some(1), "{}", out(&pinned));
+    assert!(out(&pinned).contains("pinned AWS"), "{}", out(&pinned));
+
+    let pcr2 = format!("2={}", "2c".repeat(48));
+    let o = verify_file(&doc, &["--root", root, "--pcr", &pcr2, "--max-age", "5m"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).starts_with("VALID"), "{}", out(&o));
+    assert!(out(&o).contains("NON-AWS root"), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("replaces the pinned AWS"));
+
+    let wrong = format!("2={}", "2d".repeat(48));
+    let o = verify_file(&doc, &["--root", root, "--pcr", &wrong]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("PCR2") && out(&o).contains("NON-AWS root"));
+
+    let o = verify_file(&doc, &["--root", root, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v:#}");
+    assert_eq!(v["trusted_root"]["aws"], false);
+    assert_eq!(v["document"]["pcrs"]["1"], "1b".repeat(48));
+}
+
+#[test]
+fn root_option_with_the_aws_root_behaves_as_the_default() {
+    let name = "evervault-valid.cose";
+    let aws_root = data("aws_nitro_root_g1.pem");
+    let o = verify(
+        name,
+        &[
+            "--at",
+            &at(name, Duration::from_secs(60)),
+            "--root",
+            aws_root.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v:#}");
+    assert_eq!(v["trusted_root"]["aws"], true);
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("not.pem");
+    std::fs::write(&garbage, "hello").unwrap();
+    let o = verify(name, &["--root", garbage.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--root"));
+}

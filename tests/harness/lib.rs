@@ -2,9 +2,11 @@
 //! `scripts/test.sh` into `$NP_CACHE`), golden files, and the repository's fixtures.
 //! A missing tool fails the test with the command that installs it: never a silent skip.
 
+mod awsim;
 mod imds;
 mod moto;
 
+pub use awsim::{Awsim, Identities, Keys};
 pub use imds::ImdsSim;
 pub use moto::Moto;
 

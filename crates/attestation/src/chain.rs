@@ -23,6 +23,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::{Certificate, Version};
 
+use crate::anchor::TrustAnchor;
 use crate::report::rfc3339;
 
 /// SHA-256 of the DER of "AWS Nitro Enclaves Root-G1" (valid 2019-10-28 to 2049-10-28),
@@ -57,6 +58,10 @@ pub enum ChainError {
     Malformed(CertPosition, String),
     #[error("cabundle[0] is not the pinned AWS Nitro Enclaves root (its SHA-256 is {0})")]
     UntrustedRoot(String),
+    #[error(
+        "cabundle[0] is not the given trusted root (its SHA-256 is {found}, the root's {expected})"
+    )]
+    NotTheGivenRoot { found: String, expected: String },
     #[error("{0} is not an X.509 v3 certificate")]
     NotV3(CertPosition),
     #[error("{0} was not issued by the subject of the certificate before it")]
@@ -93,11 +98,12 @@ pub enum ChainError {
     DuplicateExtension(CertPosition, ObjectIdentifier),
 }
 
-/// Validates the path from the pinned root through `cabundle` to `leaf` at `at`, returning
+/// Validates the path from `anchor` through `cabundle` to `leaf` at `at`, returning
 /// the leaf's key, which is the only key allowed to sign the document.
 pub(crate) fn verify(
     leaf: &[u8],
     cabundle: &[Vec<u8>],
+    anchor: &TrustAnchor,
     at: SystemTime,
 ) -> Result<VerifyingKey, ChainError> {
     let root = cabundle.first().ok_or(ChainError::Malformed(
@@ -105,8 +111,15 @@ pub(crate) fn verify(
         "absent".into(),
     ))?;
     let root_fingerprint = Sha256::digest(root);
-    if root_fingerprint[..] != AWS_NITRO_ROOT_G1_SHA256 {
-        return Err(ChainError::UntrustedRoot(hex::encode(root_fingerprint)));
+    if root_fingerprint[..] != anchor.sha256() {
+        return Err(if anchor.is_aws() {
+            ChainError::UntrustedRoot(hex::encode(root_fingerprint))
+        } else {
+            ChainError::NotTheGivenRoot {
+                found: hex::encode(root_fingerprint),
+                expected: hex::encode(anchor.sha256()),
+            }
+        });
     }
     let at = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
 
@@ -295,6 +308,15 @@ fn p384_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The path check against the pinned AWS root, as every test here uses it.
+    fn verify(
+        leaf: &[u8],
+        cabundle: &[Vec<u8>],
+        at: SystemTime,
+    ) -> Result<VerifyingKey, ChainError> {
+        super::verify(leaf, cabundle, &TrustAnchor::AWS_NITRO_ROOT_G1, at)
+    }
 
     /// Leaf, CA bundle and creation time of a real document (see `tests/data/README.md`).
     fn real_chain() -> (Vec<u8>, Vec<Vec<u8>>, SystemTime) {

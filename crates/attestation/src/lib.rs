@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+mod anchor;
 mod cbor;
 mod chain;
 mod cose;
@@ -36,6 +37,7 @@ use std::time::SystemTime;
 
 use thiserror::Error;
 
+pub use anchor::{verify_with_anchor, AnchorError, TrustAnchor};
 pub use cbor::CborError;
 pub use chain::{CertPosition, ChainError, AWS_NITRO_ROOT_G1_SHA256};
 pub use cose::CoseError;
@@ -94,14 +96,5 @@ pub fn verify(
     policy: &Policy,
     at: SystemTime,
 ) -> Result<VerifiedDocument, VerifyError> {
-    let (cose, document) = parse_parts(doc)?;
-    let leaf_key = chain::verify(&document.certificate, &document.cabundle, at)?;
-    if !cose.verify(&leaf_key) {
-        return Err(VerifyError::Signature);
-    }
-    policy.check(&document, at)?;
-    Ok(VerifiedDocument {
-        document,
-        checked_at: at,
-    })
+    verify_with_anchor(doc, &TrustAnchor::AWS_NITRO_ROOT_G1, policy, at)
 }

@@ -1,6 +1,7 @@
 //! `attest verify`: checks a Nitro attestation document end to end — AWS certificate chain to
 //! the pinned root, COSE signature, then the expected PCRs, nonce, age and debug mode.
-//! Exit 0 valid, 1 invalid (with the reason).
+//! Exit 0 valid, 1 invalid (with the reason). `--root` swaps the pinned AWS root for another
+//! one (the NSM simulator's test root); every output then says that a non-AWS root was used.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub struct VerifyArgs {
     /// Accept debug-mode documents (all-zero PCR0/1/2).
     #[arg(long)]
     pub allow_debug: bool,
+    /// Trust this root certificate (PEM) instead of the pinned AWS Nitro Enclaves root, e.g.
+    /// the NSM simulator's test root. A document valid under it proves nothing about AWS.
+    #[arg(long, value_name = "PEM")]
+    pub root: Option<PathBuf>,
     /// Print a JSON report.
     #[arg(long)]
     pub json: bool,
@@ -51,7 +56,37 @@ struct Outcome {
     valid: bool,
     error: Option<String>,
     checked_at: String,
+    trusted_root: TrustedRoot,
     document: Option<nitro_attestation::Report>,
+}
+
+/// Which root the chain was checked against.
+#[derive(Debug, Serialize)]
+struct TrustedRoot {
+    /// False whenever `--root` named anything but AWS's root.
+    aws: bool,
+    sha256: String,
+    file: Option<PathBuf>,
+}
+
+fn trust_anchor(
+    root: Option<&PathBuf>,
+) -> anyhow::Result<(nitro_attestation::TrustAnchor, TrustedRoot)> {
+    let anchor = match root {
+        None => nitro_attestation::TrustAnchor::AWS_NITRO_ROOT_G1,
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("--root {}: cannot read", path.display()))?;
+            nitro_attestation::TrustAnchor::from_pem(&pem)
+                .with_context(|| format!("--root {}", path.display()))?
+        }
+    };
+    let described = TrustedRoot {
+        aws: anchor.is_aws(),
+        sha256: hex::encode(anchor.sha256()),
+        file: root.cloned(),
+    };
+    Ok((anchor, described))
 }
 
 pub fn run(cmd: &AttestCommand) -> anyhow::Result<Exit> {
@@ -64,7 +99,8 @@ pub fn run(cmd: &AttestCommand) -> anyhow::Result<Exit> {
             .with_context(|| format!("--at {t}: not an RFC 3339 time"))?,
         None => SystemTime::now(),
     };
-    let result = nitro_attestation::verify(&bytes, &policy, at);
+    let (anchor, trusted_root) = trust_anchor(a.root.as_ref())?;
+    let result = nitro_attestation::verify_with_anchor(&bytes, &anchor, &policy, at);
     let document = match &result {
         Ok(v) => Some(nitro_attestation::Report::new(&v.document)),
         Err(_) => nitro_attestation::parse(&bytes)
@@ -75,16 +111,29 @@ pub fn run(cmd: &AttestCommand) -> anyhow::Result<Exit> {
         valid: result.is_ok(),
         error: result.as_ref().err().map(ToString::to_string),
         checked_at: humantime::format_rfc3339_seconds(at).to_string(),
+        trusted_root,
         document,
     };
+    let root_note = (!outcome.trusted_root.aws).then(|| {
+        format!(
+            " against a NON-AWS root (sha256 {}): it proves nothing about a real enclave",
+            outcome.trusted_root.sha256
+        )
+    });
+    if root_note.is_some() && !a.json {
+        eprintln!("warning: --root replaces the pinned AWS Nitro Enclaves root");
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else if let Some(e) = &outcome.error {
-        println!("INVALID: {e}");
+        println!("INVALID: {e}{}", root_note.as_deref().unwrap_or_default());
     } else if let Some(d) = &outcome.document {
         println!(
-            "VALID attestation document from {} (timestamp {}), checked at {}",
-            d.module_id, d.timestamp, outcome.checked_at
+            "VALID attestation document from {} (timestamp {}), checked at {}{}",
+            d.module_id,
+            d.timestamp,
+            outcome.checked_at,
+            root_note.as_deref().unwrap_or_default()
         );
     }
     Ok(if outcome.valid {
