@@ -24,7 +24,9 @@ rm -rf "$dir" "$work"
 mkdir -p "$dir" "$work/fetch/src"
 
 # The crate's source through cargo's own registry client: a throwaway manifest that depends on
-# exactly this version, fetched, then copied out of cargo's registry cache.
+# exactly this version is fetched (cargo checks the download against the index checksum), then
+# the .crate archive is unpacked from cargo's cache. (The crate has no library target, so
+# `cargo metadata` leaves it out of the graph.)
 fetch_crate() {
     cat >"$work/fetch/Cargo.toml" <<TOML
 [package]
@@ -36,15 +38,12 @@ publish = false
 vhost-device-vsock = "=$VHOST_DEVICE_VSOCK_VERSION"
 TOML
     : >"$work/fetch/src/lib.rs"
-    cargo fetch --quiet --manifest-path "$work/fetch/Cargo.toml"
-    local manifest
-    manifest="$(cargo metadata --quiet --format-version 1 --manifest-path "$work/fetch/Cargo.toml" |
-        python3 -c 'import json, sys
-for p in json.load(sys.stdin)["packages"]:
-    if p["name"] == "vhost-device-vsock":
-        print(p["manifest_path"])')"
-    [ -n "$manifest" ] || vm_die "cargo did not fetch vhost-device-vsock $VHOST_DEVICE_VSOCK_VERSION"
-    cp -r "$(dirname "$manifest")" "$work/src"
+    cargo fetch --quiet --manifest-path "$work/fetch/Cargo.toml" 2>/dev/null
+    local crate
+    crate="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"vhost-device-vsock-$VHOST_DEVICE_VSOCK_VERSION.crate" 2>/dev/null | head -1)"
+    [ -n "$crate" ] || vm_die "cargo did not fetch vhost-device-vsock $VHOST_DEVICE_VSOCK_VERSION"
+    tar -xzf "$crate" -C "$work"
+    mv "$work/vhost-device-vsock-$VHOST_DEVICE_VSOCK_VERSION" "$work/src"
 }
 vm_timed "fetch vhost-device-vsock $VHOST_DEVICE_VSOCK_VERSION from crates.io" fetch_crate
 vm_timed "apply nitro-cid3.patch" patch --batch --forward --quiet -p1 -d "$work/src" -i "$patch_file"

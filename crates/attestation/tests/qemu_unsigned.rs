@@ -370,3 +370,44 @@ fn the_policy_still_applies_in_full() {
         Err(QemuUnsignedError::Policy(PolicyError::DebugMode))
     ));
 }
+
+/// A document QEMU 10.0.13's NSM returned to `crates/qemu-enclave/tests/boot.rs` (see
+/// `tests/data/README.md`); the PCRs are those our EIF build computed for that image.
+#[test]
+fn a_document_from_a_real_qemu_boot_is_accepted_here_and_refused_by_verify() {
+    let doc = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/qemu-10.0.13.cose"
+    ))
+    .expect("fixture");
+    let pcr = |hex_value: &str| hex::decode(hex_value).expect("hex");
+    let policy = Policy {
+        expected_pcrs: BTreeMap::from([
+            (0, pcr("2fd9788f0a78f4cdc05f14c6ae0d8222d49a69f3494ddf17149d4bceb7657bb0b31873c8ba9b8890d8beb67dd167adb3")),
+            (1, pcr("6dafd6c7d7c6aa3e6136abd5f2da49f9a96d22a823930cecb89ed0fb9afc334fbc3ab93f22e6849e1f081c1cb9571c96")),
+            (2, pcr("47896ae72e5629f2b24c9d5d2bf252a7639a55674d0727b6d8861181729ee4356ae030ff290338e039c4a8e7c4a1b6ec")),
+        ]),
+        nonce: Some(pcr("000000000000000018ed4670b3c22f6e")),
+        user_data: Some(b"qemu-enclave boot test".to_vec()),
+        max_age: Some(Duration::from_secs(60)),
+        ..Policy::default()
+    };
+    // `parse` refuses QEMU's envelope too; the timestamp comes from an age-free check.
+    let no_age = Policy {
+        max_age: None,
+        ..policy.clone()
+    };
+    let timestamp = verify_qemu_unsigned(&doc, &no_age, MODULE_ID, SystemTime::now())
+        .expect("QEMU's own document")
+        .document
+        .timestamp_ms;
+    let at = UNIX_EPOCH + Duration::from_millis(timestamp + 1_000);
+    let accepted = verify_qemu_unsigned(&doc, &policy, MODULE_ID, at).expect("QEMU's own document");
+    assert_eq!(accepted.verdict(), UNSIGNED_QEMU_VERDICT);
+    assert_eq!(
+        verify(&doc, &policy, at),
+        Err(VerifyError::Parse(ParseError::Cose(
+            CoseError::UnsupportedProtectedHeader
+        )))
+    );
+}

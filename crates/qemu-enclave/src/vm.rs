@@ -135,13 +135,12 @@ impl Launch {
         let log_path = dir.join("vhost-device-vsock.log");
         let log = File::create(&log_path).map_err(io_err(log_path.display().to_string()))?;
         let child = Command::new(&stack.vhost_device_vsock)
-            .arg("--vm")
-            .arg(format!(
-                "guest-cid={},socket={},uds-path={}",
-                config.guest_cid,
-                socket.display(),
-                vsock.uds().display()
-            ))
+            .arg("--guest-cid")
+            .arg(config.guest_cid.to_string())
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--uds-path")
+            .arg(vsock.uds())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(io_err("vhost-device-vsock log"))?)

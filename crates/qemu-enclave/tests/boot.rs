@@ -3,7 +3,8 @@
 //! holding a static guest program that attests through /dev/nsm for a nonce we choose. The
 //! document must carry the PCRs our build computed. Needs the VM stack
 //! (`scripts/test-tools/vm-*.sh`); when it is absent the test fails, unless
-//! `NP_VM_TESTS_MAY_SKIP=1` allows skipping.
+//! `NP_VM_TESTS_MAY_SKIP=1` allows skipping. `NP_VM_KEEP_WORKDIR=1` keeps the EIF, console log
+//! and document for inspection.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -213,4 +214,10 @@ fn eif_boots_with_aws_init_and_attests_with_our_pcrs() {
         "a QEMU document must never pass the real verification"
     );
     eprintln!("{accepted}: PCR0 {}", m.pcr0.to_hex());
+    if std::env::var_os("NP_VM_KEEP_WORKDIR").is_some() {
+        eprintln!(
+            "kept the EIF, console and document in {}",
+            dir.keep().display()
+        );
+    }
 }
