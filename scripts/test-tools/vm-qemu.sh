@@ -52,9 +52,14 @@ mkdir -p "$dir/bin" "$work"
 src="$work/qemu"
 
 unpack() {
-    # dpkg-source checks the .dsc checksums and applies Debian's patch series (which, among
-    # others, skips unpacking the edk2 blobs that the +ds tarball does not carry).
-    dpkg-source --no-check -x "$srcdl"/qemu_*.dsc "$src" >/dev/null
+    # apt checked the files against the signed Sources index; dpkg-source checks them against
+    # the .dsc (its signature cannot be checked without debian-keyring: a warning, logged) and
+    # applies Debian's patch series (which, among others, skips unpacking the edk2 blobs that
+    # the +ds tarball does not carry).
+    dpkg-source -x "$srcdl"/qemu_*.dsc "$src" >"$dir/unpack.log" 2>&1 || {
+        cat "$dir/unpack.log" >&2
+        return 1
+    }
     # The +ds tarball ships python/wheels empty; configure needs meson >= 1.5 from there
     # (Debian 12's meson is older).
     python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
