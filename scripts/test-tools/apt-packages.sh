@@ -3,11 +3,6 @@
 # checks), umoci (a third-party OCI image writer), cpio (the benchmark's baseline), and
 # libssl-dev + pkg-config (to build AWS's eif_build). Idempotent: installs only what is missing.
 set -euo pipefail
-missing=()
-for pkg in openssl umoci cpio libssl-dev pkg-config; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+apt_ensure openssl umoci cpio libssl-dev pkg-config

@@ -21,7 +21,7 @@ const SIGNATURE_LEN: usize = 96;
 const MAX_PAYLOAD_LEN: usize = 16384;
 /// Envelope bound: the largest payload plus ample room for headers and signature. Checked
 /// before decoding so hostile inputs cannot make the decoder do unbounded work.
-const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 1024;
+pub(crate) const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 1024;
 
 /// Why the envelope is not an NSM COSE_Sign1.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -31,6 +31,8 @@ mod chain;
 mod cose;
 mod document;
 mod policy;
+#[cfg(feature = "qemu-unsigned")]
+mod qemu_unsigned;
 mod report;
 
 use std::time::SystemTime;
@@ -43,6 +45,10 @@ pub use chain::{CertPosition, ChainError, AWS_NITRO_ROOT_G1_SHA256};
 pub use cose::CoseError;
 pub use document::{AttestationDocument, DocumentError, MAX_PCR_INDEX};
 pub use policy::{Policy, PolicyError, MAX_CLOCK_SKEW};
+#[cfg(feature = "qemu-unsigned")]
+pub use qemu_unsigned::{
+    verify_qemu_unsigned, QemuUnsignedError, UnsignedQemuDocument, UNSIGNED_QEMU_VERDICT,
+};
 pub use report::{CertSummary, Report};
 
 use cose::CoseSign1;
