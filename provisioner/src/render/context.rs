@@ -256,6 +256,8 @@ impl Deployment {
             "name": self.config.name,
             "version": env!("CARGO_PKG_VERSION"),
             "supervisor_config_path": SUPERVISOR_CONFIG_PATH,
+            // systemd's StateDirectory= is relative to /var/lib.
+            "state_directory": SUPERVISOR_STATE_DIR.trim_start_matches("/var/lib/"),
         })
     }
 
