@@ -155,7 +155,7 @@ pub async fn serve<D: EnclaveDriver + 'static>(
     }
     match machine.enclave.as_ref() {
         Some(e) => tracing::info!(
-            enclave_id = %e.id,
+            enclave_id = %e.info.id,
             "supervisor exiting; the enclave keeps running and the next supervisor adopts it (POST /v1/stop stops it)"
         ),
         None => tracing::info!("supervisor exiting; no enclave running"),

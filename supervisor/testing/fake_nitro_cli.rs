@@ -228,15 +228,13 @@ fn run(dir: &Path, args: &[String]) {
     eprintln!(
         "Started enclave with enclave-cid: {cid}, memory: {memory} MiB, cpu-ids: {cpu_ids:?}"
     );
-    let info = json!({
-        "EnclaveName": name,
-        "EnclaveID": id,
-        "ProcessID": child.id(),
-        "EnclaveCID": cid,
-        "NumberOfCPUs": cpus,
-        "CPUIDs": cpu_ids,
-        "MemoryMiB": memory,
-    });
+    // run-enclave prints the record without State, Flags and Measurements.
+    let mut info = record;
+    if let Some(o) = info.as_object_mut() {
+        for k in ["State", "Flags", "Measurements"] {
+            o.remove(k);
+        }
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&info).unwrap_or_default()

@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use crate::types::{Enclave, EnclaveId, EnclaveState, Started};
 
-/// `describe-enclaves` entries (nitro-cli 1.5 `EnclaveDescribeInfo`); unknown fields ignored.
+/// The fields `run-enclave` and `describe-enclaves` share (nitro-cli 1.5 `EnclaveRunInfo`).
 #[derive(Debug, Deserialize)]
-struct DescribeEntry {
+struct Common {
     #[serde(rename = "EnclaveName")]
     name: Option<String>,
     #[serde(rename = "EnclaveID")]
@@ -24,31 +24,19 @@ struct DescribeEntry {
     cpu_ids: Vec<u32>,
     #[serde(rename = "MemoryMiB")]
     memory_mib: u64,
+}
+
+/// `describe-enclaves` entries (`EnclaveDescribeInfo`); unknown fields ignored.
+#[derive(Debug, Deserialize)]
+struct DescribeEntry {
+    #[serde(flatten)]
+    common: Common,
     #[serde(rename = "State")]
     state: String,
     #[serde(rename = "Flags", default)]
     flags: String,
     #[serde(rename = "Measurements", default)]
     measurements: BTreeMap<String, serde_json::Value>,
-}
-
-/// `run-enclave`'s object (`EnclaveRunInfo`).
-#[derive(Debug, Deserialize)]
-struct RunEntry {
-    #[serde(rename = "EnclaveName", default)]
-    name: String,
-    #[serde(rename = "EnclaveID")]
-    id: String,
-    #[serde(rename = "ProcessID")]
-    process_id: u32,
-    #[serde(rename = "EnclaveCID")]
-    cid: u64,
-    #[serde(rename = "NumberOfCPUs")]
-    cpu_count: u64,
-    #[serde(rename = "CPUIDs", default)]
-    cpu_ids: Vec<u32>,
-    #[serde(rename = "MemoryMiB")]
-    memory_mib: u64,
 }
 
 /// The first JSON value on stdout (anything before it, such as stray progress lines, skipped).
@@ -64,13 +52,13 @@ pub fn parse_describe(stdout: &str) -> Option<Vec<Enclave>> {
         entries
             .into_iter()
             .map(|e| Enclave {
-                name: e.name,
-                id: EnclaveId(e.id),
-                process_id: e.process_id,
-                cid: e.cid,
-                cpu_count: e.cpu_count,
-                cpu_ids: e.cpu_ids,
-                memory_mib: e.memory_mib,
+                name: e.common.name,
+                id: EnclaveId(e.common.id),
+                process_id: e.common.process_id,
+                cid: e.common.cid,
+                cpu_count: e.common.cpu_count,
+                cpu_ids: e.common.cpu_ids,
+                memory_mib: e.common.memory_mib,
                 state: EnclaveState::parse(&e.state),
                 debug: e.flags.split(['|', ',', ' ']).any(|f| f == "DEBUG_MODE"),
                 measurements: e
@@ -85,9 +73,9 @@ pub fn parse_describe(stdout: &str) -> Option<Vec<Enclave>> {
 }
 
 pub fn parse_run(stdout: &str) -> Option<Started> {
-    let e: RunEntry = first_json(stdout, '{')?;
+    let e: Common = first_json(stdout, '{')?;
     Some(Started {
-        name: e.name,
+        name: e.name.unwrap_or_default(),
         id: EnclaveId(e.id),
         process_id: e.process_id,
         cid: e.cid,

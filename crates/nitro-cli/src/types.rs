@@ -96,6 +96,21 @@ pub struct Enclave {
     pub measurements: BTreeMap<String, String>,
 }
 
+impl Enclave {
+    /// The part of the entry that `run` also reports.
+    pub fn started(&self) -> Started {
+        Started {
+            name: self.name.clone().unwrap_or_default(),
+            id: self.id.clone(),
+            process_id: self.process_id,
+            cid: self.cid,
+            cpu_count: self.cpu_count,
+            cpu_ids: self.cpu_ids.clone(),
+            memory_mib: self.memory_mib,
+        }
+    }
+}
+
 /// The outcome of listing enclaves. nitro-cli prints the enclaves it could reach and then fails
 /// (E39) when one enclave process did not answer, so a listing can be partial.
 #[derive(Debug, Clone)]

@@ -134,12 +134,8 @@ pub struct ExitReport {
 /// The enclave being watched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracked {
-    pub id: EnclaveId,
-    pub process_id: u32,
-    pub cid: u64,
-    pub cpu_count: u64,
-    pub cpu_ids: Vec<u32>,
-    pub memory_mib: u64,
+    /// As run-enclave (or, when adopted, describe-enclaves) reported it.
+    pub info: Started,
     pub debug: bool,
     pub started_at: Instant,
     pub started_at_ms: u64,
@@ -271,7 +267,7 @@ impl Watchdog {
     /// The enclave process whose liveness the next observation should carry.
     pub fn watched_pid(&self) -> Option<u32> {
         match &self.enclave {
-            Some(t) => Some(t.process_id),
+            Some(t) => Some(t.info.process_id),
             None => self.remembered.as_ref().map(|r| r.process_id),
         }
     }
@@ -440,12 +436,7 @@ impl Watchdog {
         };
         tracing::info!(enclave_id = %e.id, process_id = e.process_id, "adopting the running enclave");
         self.enclave = Some(Tracked {
-            id: e.id.clone(),
-            process_id: e.process_id,
-            cid: e.cid,
-            cpu_count: e.cpu_count,
-            cpu_ids: e.cpu_ids.clone(),
-            memory_mib: e.memory_mib,
+            info: e.started(),
             debug: e.debug,
             started_at,
             started_at_ms,
@@ -475,7 +466,7 @@ impl Watchdog {
         };
         match described
             .enclaves()
-            .map(|l| l.iter().find(|e| e.id == t.id))
+            .map(|l| l.iter().find(|e| e.id == t.info.id))
         {
             Some(Some(e)) if e.state == EnclaveState::Running => {
                 if alive == Some(false) {
@@ -574,7 +565,7 @@ impl Watchdog {
         let Some(t) = self.enclave.take() else {
             return;
         };
-        tracing::warn!(enclave_id = %t.id, reason = reason.as_str(), "enclave gone");
+        tracing::warn!(enclave_id = %t.info.id, reason = reason.as_str(), "enclave gone");
         self.record_exit(now, &t, reason);
         self.notes.push(Note::Record(None));
         self.clear_runtime(now);
@@ -596,7 +587,7 @@ impl Watchdog {
         self.record_exit(now, &t, reason);
         self.count_restart(reason);
         self.set_phase(Phase::Stopping {
-            id: t.id,
+            id: t.info.id,
             then: After::Restart,
             not_before: now,
         });
@@ -616,7 +607,7 @@ impl Watchdog {
         let (code, signal) = self.app_exit.take().unwrap_or((None, None));
         self.last_exit = Some(ExitReport {
             at: Some(now),
-            enclave_id: t.id.0.clone(),
+            enclave_id: t.info.id.0.clone(),
             reason,
             app_exit_code: code,
             app_exit_signal: signal,
@@ -680,12 +671,7 @@ impl Watchdog {
                     started_at_ms,
                 })));
                 self.enclave = Some(Tracked {
-                    id: s.id,
-                    process_id: s.process_id,
-                    cid: s.cid,
-                    cpu_count: s.cpu_count,
-                    cpu_ids: s.cpu_ids,
-                    memory_mib: s.memory_mib,
+                    info: s,
                     debug: false,
                     started_at: now,
                     started_at_ms,
@@ -744,7 +730,7 @@ impl Watchdog {
             });
         }
         tracing::info!(enclave_id = %id, "enclave terminated");
-        if self.enclave.as_ref().is_some_and(|t| t.id == id) {
+        if self.enclave.as_ref().is_some_and(|t| t.info.id == id) {
             self.enclave = None;
             self.notes.push(Note::Record(None));
             let keep_match = self.pcr_match;
@@ -778,7 +764,7 @@ impl Watchdog {
                     Phase::Running => {
                         if let Some(t) = &self.enclave {
                             self.set_phase(Phase::Stopping {
-                                id: t.id.clone(),
+                                id: t.info.id.clone(),
                                 then: After::Stopped,
                                 not_before: now,
                             });
