@@ -64,18 +64,22 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// What PutParameter was sent.
+#[derive(Clone, Debug)]
+struct Put {
+    name: String,
+    value: String,
+    kind: Option<ParameterType>,
+    overwrite: Option<bool>,
+    tier: Option<ParameterTier>,
+}
+
 #[derive(Default, Debug)]
 struct Seen {
     key_id: Option<String>,
     context: Option<HashMap<String, String>>,
     plaintext: Option<Vec<u8>>,
-    put: Option<(
-        String,
-        String,
-        Option<ParameterType>,
-        Option<bool>,
-        Option<ParameterTier>,
-    )>,
+    put: Option<Put>,
 }
 
 /// Encrypt answers a blob of `blob_len` bytes; PutParameter answers version 3 with `tier`.
@@ -93,13 +97,13 @@ fn recording(blob_len: usize, seen: &Arc<Mutex<Seen>>) -> (Rule, Rule) {
     });
     let s = seen.clone();
     let put = mock!(aws_sdk_ssm::Client::put_parameter).then_compute_output(move |req| {
-        s.lock().unwrap().put = Some((
-            req.name().unwrap().to_string(),
-            req.value().unwrap().to_string(),
-            req.r#type().cloned(),
-            req.overwrite(),
-            req.tier().cloned(),
-        ));
+        s.lock().unwrap().put = Some(Put {
+            name: req.name().unwrap().to_string(),
+            value: req.value().unwrap().to_string(),
+            kind: req.r#type().cloned(),
+            overwrite: req.overwrite(),
+            tier: req.tier().cloned(),
+        });
         PutParameterOutput::builder()
             .version(3)
             .set_tier(req.tier().cloned())
@@ -123,17 +127,17 @@ fn put_sends_the_contract_context_and_base64_of_the_blob() {
             .into_iter()
             .collect();
     assert_eq!(s.context.as_ref(), Some(&expected));
-    let (name, value, kind, overwrite, tier) = s.put.clone().unwrap();
-    assert_eq!(name, "/demo/db");
+    let put = s.put.clone().unwrap();
+    assert_eq!(put.name, "/demo/db");
     assert_eq!(
         base64::engine::general_purpose::STANDARD
-            .decode(&value)
+            .decode(&put.value)
             .unwrap(),
         vec![0xa5; 200]
     );
-    assert_eq!(kind, Some(ParameterType::String));
-    assert_eq!(overwrite, Some(false));
-    assert_eq!(tier, None, "Standard unless the base64 exceeds 4 KiB");
+    assert_eq!(put.kind, Some(ParameterType::String));
+    assert_eq!(put.overwrite, Some(false));
+    assert_eq!(put.tier, None, "Standard unless the base64 exceeds 4 KiB");
     assert_eq!(sealed.key_id, KEY_ARN);
     assert_eq!((sealed.plaintext_bytes, sealed.version), (2, 3));
     assert_eq!(sealed.tier, "Standard");
@@ -147,9 +151,9 @@ fn base64_over_4_kib_goes_to_the_advanced_tier_and_overwrite_is_passed_on() {
         let (encrypt, put) = recording(blob, &seen);
         rt().block_on(store(&[&encrypt], &[&put]).put("/demo/db", &secret(b"pw"), true))
             .unwrap();
-        let (_, value, _, overwrite, sent_tier) = seen.lock().unwrap().put.clone().unwrap();
-        assert_eq!(value.len(), blob.div_ceil(3) * 4);
-        assert_eq!((overwrite, sent_tier), (Some(true), tier));
+        let put = seen.lock().unwrap().put.clone().unwrap();
+        assert_eq!(put.value.len(), blob.div_ceil(3) * 4);
+        assert_eq!((put.overwrite, put.tier), (Some(true), tier));
     }
 }
 

@@ -8,6 +8,7 @@ mod moto_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -374,6 +375,83 @@ fn no_key_yet_says_apply_first() {
         text(&o)
     );
     assert!(s.parameter(TOKEN).is_none());
+}
+
+/// A value typed at a terminal (a real pseudo-terminal): the prompt shows, the terminal does not
+/// echo what is typed, and the line break is not part of the value.
+#[test]
+fn typed_at_a_terminal_the_value_is_not_echoed() {
+    let s = Setup::new(KeyFrom::Test);
+    let (mut master, slave) = pty();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
+        .arg("-f")
+        .arg(&s.config)
+        .args(["--no-color", "secret", "put", TOKEN])
+        .envs(s.moto.env())
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let mut reader = master.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads until the child's side closes (EIO on Linux), forwarding each chunk.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    while !String::from_utf8_lossy(&screen).contains("Value (not echoed") {
+        let chunk = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no prompt: {}", String::from_utf8_lossy(&screen)));
+        screen.extend(chunk);
+    }
+    master.write_all(b"typed-s3cret-9\n").unwrap();
+    let status = child.wait().unwrap();
+    while let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
+        screen.extend(chunk);
+    }
+    let screen = String::from_utf8_lossy(&screen);
+    eprintln!("{screen}");
+    assert!(status.success(), "{screen}");
+    assert!(!screen.contains("typed-s3cret"), "echoed: {screen}");
+    assert!(
+        screen.contains(&format!("Sealed {TOKEN} for API_TOKEN: 14 bytes")),
+        "{screen}"
+    );
+    assert_eq!(
+        s.decrypt(TOKEN, &the_context(TOKEN)).unwrap(),
+        b"typed-s3cret-9"
+    );
+}
+
+/// A pseudo-terminal: (master, slave).
+fn pty() -> (std::fs::File, OwnedFd) {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the pointers; name, termios and winsize may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just opened by openpty and are owned by nobody else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            OwnedFd::from_raw_fd(slave),
+        )
+    }
 }
 
 /// moto with SigV4 and IAM checks on (`/moto-api/reset-auth`): a user whose policy allows SSM

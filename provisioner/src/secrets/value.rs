@@ -108,9 +108,10 @@ fn read_stdin() -> Result<SecretValue, ValueError> {
     if !terminal {
         return read_all(&mut &raw, "stdin", false);
     }
+    // Echo goes off before the prompt shows, so nothing typed after it is ever echoed.
+    let echo = super::terminal::EchoOff::new(&raw).map_err(read_error)?;
     eprint!("Value (not echoed; end with Enter): ");
     let _ = std::io::stderr().flush();
-    let echo = super::terminal::EchoOff::new(&raw).map_err(read_error)?;
     let mut value = read_all(&mut &raw, "the terminal", true);
     drop(echo);
     eprintln!();
