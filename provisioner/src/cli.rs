@@ -83,6 +83,9 @@ pub enum Command {
     /// KMS key policies: render, diff, explain, apply to key holders.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Sealed secrets for the enclave: put (from a file or stdin), list, rm.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +198,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Destroy(args) => commands::destroy::run(&ctx, &args),
         Command::Status => commands::status::run(&ctx),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
+        Command::Secret(cmd) => commands::secret::run(&ctx, &cmd),
         Command::Attest(cmd) => commands::attest::run(&cmd),
         Command::Verify(args) => commands::verify::run(&ctx, &args),
         Command::Eif(cmd) => commands::eif::run(&cmd),

@@ -1,6 +1,6 @@
 //! nitro-provision: declarative provisioner for AWS Nitro Enclaves. The binary is a thin layer
 //! over these modules: `config` (enclave.yaml), `render` (CloudFormation, user_data, policies),
-//! `plan` (what an apply would do) and `commands` (one module per subcommand).
+//! `plan` (what an apply would do), `secrets` (sealing values for the enclave) and `commands` (one module per subcommand).
 pub mod aws;
 pub mod build;
 pub mod cli;
@@ -12,3 +12,4 @@ pub mod plan;
 pub mod progress;
 pub mod reconcile;
 pub mod render;
+pub mod secrets;

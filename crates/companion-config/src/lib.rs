@@ -3,6 +3,10 @@
 //! it — so the contract cannot drift. Files are JSON with a `format_version`; readers reject
 //! unknown fields and versions they do not know.
 
+mod secrets;
+
+pub use secrets::{secret_encryption_context, CONTEXT_DEPLOYMENT, CONTEXT_PARAMETER};
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

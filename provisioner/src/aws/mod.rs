@@ -77,51 +77,25 @@ impl AwsError {
 }
 
 impl Aws {
-    /// Builds the clients. Credentials and (unless given) the endpoint come from the usual
-    /// AWS environment variables and profiles; a named profile is the only source of
-    /// credentials, and one that is missing or unusable is an error here.
+    /// Builds the clients (see [`sdk_config`]).
     pub async fn connect(opts: &AwsOptions) -> Result<Self, AwsError> {
-        let attempts = if opts.max_attempts == 0 {
-            3
-        } else {
-            opts.max_attempts
-        };
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(opts.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(attempts));
-        if let Some(p) = &opts.profile {
-            let provider_config = aws_config::provider_config::ProviderConfig::default()
-                .with_region(Some(Region::new(opts.region.clone())));
-            let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
-                .configure(&provider_config)
-                .profile_name(p)
-                .build();
-            provider
-                .provide_credentials()
-                .await
-                .map_err(|e| AwsError::Profile {
-                    profile: p.clone(),
-                    message: crate::output::error_text(&e),
-                })?;
-            loader = loader.profile_name(p).credentials_provider(provider);
-        }
-        if let Some(url) = &opts.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let conf = loader.load().await;
-        // With an endpoint override (env or flag), S3 virtual-host addressing would resolve
-        // BUCKET.localhost: use path style.
+        Ok(Self::from_config(&sdk_config(opts).await?, opts))
+    }
+
+    /// The clients of one loaded configuration. With an endpoint override (env or flag), S3
+    /// virtual-host addressing would resolve BUCKET.localhost: it then uses path style.
+    pub fn from_config(conf: &aws_config::SdkConfig, opts: &AwsOptions) -> Self {
         let path_style = opts.endpoint_url.is_some() || conf.endpoint_url().is_some();
-        let s3_conf = aws_sdk_s3::config::Builder::from(&conf)
+        let s3_conf = aws_sdk_s3::config::Builder::from(conf)
             .force_path_style(path_style)
             .build();
-        Ok(Aws {
-            cfn: aws_sdk_cloudformation::Client::new(&conf),
+        Aws {
+            cfn: aws_sdk_cloudformation::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            kms: aws_sdk_kms::Client::new(&conf),
-            sts: aws_sdk_sts::Client::new(&conf),
+            kms: aws_sdk_kms::Client::new(conf),
+            sts: aws_sdk_sts::Client::new(conf),
             region: opts.region.clone(),
-        })
+        }
     }
 
     /// The account the credentials belong to.
@@ -146,4 +120,38 @@ impl Aws {
         }
         Ok(())
     }
+}
+
+/// Loads the AWS configuration every client of a command shares. Credentials and (unless given)
+/// the endpoint come from the usual AWS environment variables and profiles; a named profile is
+/// the only source of credentials, and one that is missing or unusable is an error here.
+pub async fn sdk_config(opts: &AwsOptions) -> Result<aws_config::SdkConfig, AwsError> {
+    let attempts = if opts.max_attempts == 0 {
+        3
+    } else {
+        opts.max_attempts
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(opts.region.clone()))
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts));
+    if let Some(p) = &opts.profile {
+        let provider_config = aws_config::provider_config::ProviderConfig::default()
+            .with_region(Some(Region::new(opts.region.clone())));
+        let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .configure(&provider_config)
+            .profile_name(p)
+            .build();
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| AwsError::Profile {
+                profile: p.clone(),
+                message: crate::output::error_text(&e),
+            })?;
+        loader = loader.profile_name(p).credentials_provider(provider);
+    }
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    Ok(loader.load().await)
 }

@@ -10,6 +10,7 @@ pub mod eif;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod secret;
 pub mod status;
 pub mod validate;
 pub mod verify;

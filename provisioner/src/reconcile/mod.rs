@@ -35,13 +35,17 @@ pub struct AwsArgs {
 
 impl AwsArgs {
     pub async fn connect(&self, region: &str) -> Result<Aws, crate::aws::AwsError> {
-        Aws::connect(&AwsOptions {
+        Aws::connect(&self.options(region)).await
+    }
+
+    /// The connection options for `region`.
+    pub fn options(&self, region: &str) -> AwsOptions {
+        AwsOptions {
             region: region.to_string(),
             profile: self.profile.clone(),
             endpoint_url: self.endpoint_url.clone(),
             max_attempts: 3,
-        })
-        .await
+        }
     }
 }
 

@@ -19,6 +19,11 @@ const EIF_PATH: &str = "/var/lib/nitro-provision/enclave.eif";
 /// Shown wherever a value only exists once the EIF is built.
 pub const UNKNOWN: &str = "(known after build)";
 
+/// The alias of a deployment's KMS key: what writers seal with and the stack creates.
+pub fn key_alias(deployment: &str) -> String {
+    format!("alias/{deployment}")
+}
+
 /// A configuration plus everything derived from it that rendering and planning share.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deployment {
@@ -71,7 +76,7 @@ impl Deployment {
             bucket: format!("{}-{}-{}", c.name, c.account, c.region),
             role_arn: format!("arn:{partition}:iam::{}:role/{role_name}", c.account),
             role_name,
-            key_alias: format!("alias/{}", c.name),
+            key_alias: key_alias(&c.name),
             log_group: format!("/nitro-provision/{}", c.name),
             deployment_parameter: format!("/nitro-provision/{}/deployment", c.name),
             artifacts,
