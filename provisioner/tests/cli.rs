@@ -62,11 +62,17 @@ fn detailed_exitcode_reports_changes() {
 
 #[test]
 fn validate_exit_codes_and_diagnostics() {
-    let ok = np(&["-f", "enclave.yaml.example", "validate"]);
-    assert_eq!(ok.status.code(), Some(0));
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("enclave.yaml");
-    let text = std::fs::read_to_string(harness::repo_root().join("enclave.yaml.example"))
+    let good = harness::example_deployment(dir.path());
+    let ok = np(&["-f", good.to_str().unwrap(), "validate"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&good)
         .unwrap()
         .replace("  cpu_count: 2 ", "  cpu_count: 3 ")
         .replace("name: hello-enclave", "name: Hello");
@@ -104,7 +110,7 @@ fn render_writes_the_deployment_files() {
         "template.yaml",
         "user_data.sh",
         "policies/kms-key-policy.json",
-        "policies/instance-role-policy.json",
+        "policies/instance-role-policy.cfn.json",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }

@@ -113,7 +113,7 @@ fn gen(dir: &Path, mib: u64, files: usize, gzip: bool) {
 fn build(dir: &Path, out: &Path) {
     let spec = nitro_eif::BuildSpec {
         name: "bench".into(),
-        version: "1".into(),
+        version: Some("1".into()),
         arch: nitro_eif::format::Arch::X86_64,
         kernel: dir.join("bzImage"),
         cmdline: "console=ttyS0".into(),
@@ -121,6 +121,7 @@ fn build(dir: &Path, out: &Path) {
         nsm_ko: dir.join("nsm.ko"),
         image: nitro_eif::ImageSpec {
             source: nitro_eif::image::ImageSource::OciLayout(dir.join("image")),
+            reference: None,
             platform: None,
             digest: None,
             extra_files: vec![],

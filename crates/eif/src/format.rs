@@ -38,6 +38,23 @@ impl Arch {
             Arch::Aarch64 => FLAG_ARM64,
         }
     }
+
+    /// The OCI/Go name of the architecture (`amd64`, `arm64`), as image platforms spell it.
+    pub fn oci_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86-64",
+            Arch::Aarch64 => "aarch64",
+        })
+    }
 }
 
 /// Section kinds; numeric values are the on-disk `section_type`.

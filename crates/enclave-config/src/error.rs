@@ -24,6 +24,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: larger than {} KiB: refused unread (an enclave.yaml is a few KiB; is this the right file?)", path.display(), crate::MAX_CONFIG_BYTES >> 10)]
+    TooLarge { path: PathBuf },
     #[error("{}", render(file, diagnostics))]
     Invalid {
         file: String,
@@ -36,7 +38,7 @@ impl ConfigError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             ConfigError::Invalid { diagnostics, .. } => diagnostics,
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::TooLarge { .. } => &[],
         }
     }
 }

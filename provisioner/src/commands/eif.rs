@@ -50,7 +50,8 @@ pub struct RamdiskArgs {
     pub bootstrap: bool,
     #[arg(long, value_name = "DIR")]
     pub blobs: Option<PathBuf>,
-    /// An image source (docker-archive:PATH, oci-archive:PATH, oci:DIR, rootfs:DIR).
+    /// An image source as in enclave.yaml (docker-archive:PATH[:NAME:TAG|:@N],
+    /// oci-archive:PATH[:REF], oci:DIR[:REF], rootfs:DIR).
     #[arg(long, value_name = "SOURCE")]
     pub image: Option<String>,
     /// Replaces the image's Entrypoint + Cmd.
@@ -197,8 +198,11 @@ fn ramdisk(a: &RamdiskArgs) -> anyhow::Result<Exit> {
             .image
             .as_deref()
             .context("give --bootstrap --blobs DIR, or --image SOURCE")?;
+        let r = crate::config::ImageRef::parse(source)
+            .map_err(|e| anyhow::anyhow!("--image {source}: {e}"))?;
         let spec = nitro_eif::ImageSpec {
-            source: image_source(source)?,
+            source: crate::build::image_source(&r, Path::to_path_buf),
+            reference: r.reference,
             platform: None,
             digest: None,
             extra_files: vec![],
@@ -221,24 +225,6 @@ fn ramdisk(a: &RamdiskArgs) -> anyhow::Result<Exit> {
         pcr.to_hex()
     );
     Ok(Exit::Success)
-}
-
-/// `KIND:PATH` as in enclave.yaml's `image.source`.
-fn image_source(s: &str) -> anyhow::Result<nitro_eif::image::ImageSource> {
-    use nitro_eif::image::ImageSource;
-    let (kind, path) = s
-        .split_once(':')
-        .context("image source must be KIND:PATH")?;
-    let path = PathBuf::from(path);
-    Ok(match kind {
-        "docker-archive" => ImageSource::DockerArchive(path),
-        "oci-archive" => ImageSource::OciArchive(path),
-        "oci" => ImageSource::OciLayout(path),
-        "rootfs" => ImageSource::RootfsDir(path),
-        other => anyhow::bail!(
-            "unknown image source kind `{other}` (docker-archive, oci-archive, oci, rootfs)"
-        ),
-    })
 }
 
 fn assemble(a: &AssembleArgs) -> anyhow::Result<Exit> {

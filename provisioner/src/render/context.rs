@@ -239,7 +239,39 @@ impl Deployment {
             "name": self.config.name,
             "version": env!("CARGO_PKG_VERSION"),
             "supervisor_config_path": SUPERVISOR_CONFIG_PATH,
+            "bind_privileged_ports": self.binds_privileged_ports(),
         })
+    }
+
+    /// The unprivileged supervisor listens on every ingress port: below 1024 it needs
+    /// `CAP_NET_BIND_SERVICE`, and exactly then the unit grants it.
+    pub fn binds_privileged_ports(&self) -> bool {
+        self.config.instance.ingress.iter().any(|i| i.port < 1024)
+    }
+
+    /// A load balancer health-checks its targets over TCP on each target port from its own
+    /// addresses in the VPC, which the ingress CIDRs need not include: without these rules the
+    /// checks fail and the Auto Scaling group replaces healthy instances forever. Rules the
+    /// ingress already has are not repeated (EC2 refuses duplicate permissions).
+    fn health_check_rules(&self, existing: &[Value]) -> Vec<Value> {
+        let c = &self.config;
+        if c.instance.count < 2 {
+            return Vec::new();
+        }
+        let cidr = c.instance.network.vpc_cidr();
+        let mut rules: Vec<Value> = Vec::new();
+        for port in c.instance.ingress.iter().map(|i| i.port) {
+            let rule = json!({"protocol": "tcp", "port": port, "cidr": cidr, "description": format!("load balancer health checks of port {port} (from the VPC)")});
+            let same = |r: &Value| {
+                r["protocol"] == rule["protocol"]
+                    && r["port"] == rule["port"]
+                    && r["cidr"] == rule["cidr"]
+            };
+            if !existing.iter().chain(&rules).any(same) {
+                rules.push(rule);
+            }
+        }
+        rules
     }
 
     pub fn user_data_context(&self, supervisor: &SupervisorConfig, unit: &str) -> Value {
@@ -298,7 +330,7 @@ impl Deployment {
         let net = &c.instance.network;
         let create = net.vpc_id.is_none();
         let (subnets, subnet_refs, vpc_ref): (Vec<Value>, Vec<Value>, Value) = if create {
-            let halves = split_cidr(&net.vpc_cidr);
+            let halves = split_cidr(net.vpc_cidr());
             let subnets: Vec<Value> = halves
                 .iter()
                 .enumerate()
@@ -322,6 +354,7 @@ impl Deployment {
                 ingress_rules.push(json!({"protocol": i.protocol, "port": i.port, "cidr": cidr, "description": format!("{} {} to the enclave", i.protocol, i.port)}));
             }
         }
+        ingress_rules.extend(self.health_check_rules(&ingress_rules));
         if let Some(ssh) = &c.instance.ssh {
             for cidr in &ssh.cidrs {
                 ingress_rules.push(json!({"protocol": "tcp", "port": 22, "cidr": cidr, "description": "SSH (explicitly enabled)"}));
@@ -354,7 +387,7 @@ impl Deployment {
             "tags": tags,
             "network": {
                 "create": create,
-                "vpc_cidr": net.vpc_cidr,
+                "vpc_cidr": net.vpc_cidr(),
                 "subnets": subnets,
                 "subnet_refs": subnet_refs,
                 "vpc_ref": vpc_ref,
@@ -362,6 +395,7 @@ impl Deployment {
             },
             "ingress_rules": ingress_rules,
             "lb_ports": lb_ports,
+            "load_balancer": {"scheme": c.instance.load_balancer.scheme.as_str()},
             "role_name": self.role_name,
             "role_policy": role_policy_json,
             "kms": {

@@ -286,7 +286,7 @@ pub fn build_spec(dir: &Path, kernel: &Path) -> nitro_eif::BuildSpec {
     std::fs::write(dir.join("enclave-runtime"), b"RUNTIME BINARY").unwrap();
     nitro_eif::BuildSpec {
         name: "test-enclave".into(),
-        version: "1.0.0".into(),
+        version: Some("1.0.0".into()),
         arch: nitro_eif::format::Arch::X86_64,
         kernel: kernel.to_path_buf(),
         cmdline: "console=ttyS0 reboot=k\n".into(),
@@ -294,6 +294,7 @@ pub fn build_spec(dir: &Path, kernel: &Path) -> nitro_eif::BuildSpec {
         nsm_ko: dir.join("nsm.ko"),
         image: nitro_eif::ImageSpec {
             source: nitro_eif::image::ImageSource::OciLayout(dir.join("spec-oci")),
+            reference: None,
             platform: None,
             digest: Some(digest),
             extra_files: vec![nitro_eif::image::ExtraFile {
