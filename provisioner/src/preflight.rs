@@ -16,7 +16,7 @@ use nitro_eif::sign::{SignError, Signer};
 use sha2::{Digest, Sha384};
 
 use crate::build::{image_spec, runtime_binary, supervisor_binary};
-use crate::config::{instance_types, Diagnostic, Loaded, BLOB_NAMES};
+use crate::config::{instance_types, Diagnostic, KeyPath, Loaded, BLOB_NAMES};
 
 /// The EIF architecture of the instance type (`None` when the type is not in the table).
 pub fn eif_arch(loaded: &Loaded) -> Option<Arch> {
@@ -210,7 +210,7 @@ pub fn build_diagnostic(
         E::Sign(e) => sign_diagnostic(loaded, e),
         E::PinMismatch { name, .. } => {
             let blob = if name == "kernel" { "bzImage" } else { name };
-            loaded.diagnostic(&format!("image.blobs.sha384.{blob}"), e.to_string(), None)
+            loaded.diagnostic_at(pin_path(blob), e.to_string(), None)
         }
         E::WrongArchitecture { .. } => loaded.diagnostic(
             "image.blobs.dir",
@@ -257,11 +257,11 @@ fn check_blobs(loaded: &Loaded, arch: Option<Arch>, out: &mut Vec<Diagnostic>) {
     }
     for name in BLOB_NAMES {
         let path = dir.join(name);
-        let key = format!("image.blobs.sha384.{name}");
+        let key = pin_path(name);
         let actual = match sha384_of(&path) {
             Ok(d) => d,
             Err(e) => {
-                out.push(loaded.diagnostic(&key, format!("{}: {e}", path.display()), None));
+                out.push(loaded.diagnostic_at(key, format!("{}: {e}", path.display()), None));
                 continue;
             }
         };
@@ -269,8 +269,8 @@ fn check_blobs(loaded: &Loaded, arch: Option<Arch>, out: &mut Vec<Diagnostic>) {
         // A malformed pin is reported by the schema checks already.
         if let Some(pin) = pinned.filter(|p| p.len() == 96) {
             if *pin != actual {
-                out.push(loaded.diagnostic(
-                    &key,
+                out.push(loaded.diagnostic_at(
+                    key,
                     format!(
                         "{} has SHA-384 {actual}, but enclave.yaml pins {pin}",
                         path.display()
@@ -298,6 +298,11 @@ fn check_blobs(loaded: &Loaded, arch: Option<Arch>, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// `image.blobs.sha384[NAME]` (blob names contain dots).
+fn pin_path(blob: &str) -> KeyPath {
+    KeyPath::parse("image.blobs.sha384").key(blob)
 }
 
 fn sha384_of(path: &Path) -> std::io::Result<String> {

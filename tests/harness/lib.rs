@@ -2,6 +2,7 @@
 //! `scripts/test.sh` into `$NP_CACHE`), golden files, and the repository's fixtures.
 //! A missing tool fails the test with the command that installs it: never a silent skip.
 
+pub mod images;
 mod moto;
 
 pub use moto::Moto;

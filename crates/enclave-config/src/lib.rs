@@ -52,7 +52,16 @@ impl Loaded {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> Diagnostic {
-        let path = KeyPath::parse(dotted);
+        self.diagnostic_at(KeyPath::parse(dotted), message, hint)
+    }
+
+    /// A diagnostic at `path` (for keys that contain dots, such as `nsm.ko`).
+    pub fn diagnostic_at(
+        &self,
+        path: KeyPath,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
         Diagnostic {
             pos: self.source_map.value_pos(&path),
             path,

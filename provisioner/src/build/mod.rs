@@ -220,7 +220,11 @@ fn verified_blobs(loaded: &Loaded) -> Result<Blobs, BuildError> {
             expected,
             actual,
         };
-        let d = loaded.diagnostic("image.blobs.sha384.cmdline", e.to_string(), None);
+        let d = loaded.diagnostic_at(
+            crate::config::KeyPath::parse("image.blobs.sha384.cmdline"),
+            e.to_string(),
+            None,
+        );
         return Err(loaded.invalid(vec![d]).into());
     }
     let kernel = dir.join("bzImage");

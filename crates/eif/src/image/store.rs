@@ -130,3 +130,41 @@ impl Store {
         Ok((doc, actual))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn truncated_archives_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = tar_of(&[("index.json", b"{}"), ("blobs/sha256/aa", &[7u8; 3000])]);
+        let path = dir.path().join("a.tar");
+        std::fs::write(&path, &whole).unwrap();
+        assert!(Store::archive(&path).unwrap().contains("index.json"));
+        // Cut inside the second member's data, at its end, and after it (no end marker).
+        for len in [1024 + 512 + 100, 1024 + 512 + 3072, 2048] {
+            std::fs::write(&path, &whole[..len]).unwrap();
+            let e = Store::archive(&path).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("truncated")),
+                "cut at {len}: {e:?}"
+            );
+        }
+        std::fs::write(&path, b"").unwrap();
+        assert!(Store::archive(&path)
+            .err()
+            .is_some_and(|e| e.to_string().contains("empty")));
+    }
+}

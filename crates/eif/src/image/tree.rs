@@ -404,4 +404,42 @@ mod tests {
             Err(ImageError::BadEntry { .. })
         ));
     }
+
+    #[test]
+    fn injection_and_mount_points_keep_the_images_symlinks() {
+        let mut t = Tree::new();
+        t.apply_layer(
+            0,
+            vec![
+                put("usr/etc", dir(0o755)),
+                put("etc", link("usr/etc")),
+                put("tmp", link("/var/tmp")),
+                put("proc", file(0)),
+                put("dev", link("etc/passwd")),
+                put("usr/etc/passwd", file(0)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            t.resolve_parent(b"etc/nitro-provision/runtime.json")
+                .unwrap(),
+            b"usr/etc/nitro-provision/runtime.json"
+        );
+        t.ensure_mount_point(b"tmp").unwrap();
+        assert_eq!(t.get(b"tmp"), Some(&link("/var/tmp")));
+        assert_eq!(t.get(b"var/tmp"), Some(&dir(0o755)));
+        // A plain file where init mounts is replaced by a directory, as before…
+        t.ensure_mount_point(b"proc").unwrap();
+        assert_eq!(t.get(b"proc"), Some(&dir(0o755)));
+        // …but a link to another file is refused rather than clobbering its target.
+        assert!(matches!(
+            t.ensure_mount_point(b"dev"),
+            Err(ImageError::MountPoint { .. })
+        ));
+        assert_eq!(t.get(b"usr/etc/passwd"), Some(&file(0)));
+        t.put(b"usr/etc/x".to_vec(), file(2));
+        assert!(t
+            .resolve_parent(b"usr/etc/x/y")
+            .is_err_and(|e| e.contains("not a directory")));
+    }
 }
