@@ -123,7 +123,7 @@ impl<H: Write + Send + 'static> ChunkedHash<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::{Digest, Sha256};
+    use crate::hash::Sha256;
 
     #[test]
     fn chunked_hash_equals_direct_hash_across_chunk_boundaries() {
