@@ -144,41 +144,6 @@ fn build(dir: &Path, out: &Path) {
     );
 }
 
-/// SHA-384 and SHA-256 throughput of each compiled backend over `mib` MiB in 1 MiB updates
-/// (the build's chunk size), one thread.
-fn hash_speeds(mib: usize) {
-    use nitro_eif::hash;
-    let mut buf = vec![0u8; 1 << 20];
-    fill(&mut buf, &mut 7);
-    let time = |name: &str, f: &mut dyn FnMut(&[u8]), finish: &mut dyn FnMut()| {
-        let start = Instant::now();
-        for _ in 0..mib {
-            f(&buf);
-        }
-        finish();
-        let s = start.elapsed().as_secs_f64();
-        println!("{name:<22} {:7.0} MB/s", (mib << 20) as f64 / s / 1e6);
-    };
-    macro_rules! bench {
-        ($name:expr, $ty:ty) => {{
-            let mut h = <$ty>::default();
-            let mut out = None;
-            let mut update = |b: &[u8]| h.update(b);
-            time($name, &mut update, &mut || {});
-            out.replace(std::mem::take(&mut h).finalize());
-            std::hint::black_box(out);
-        }};
-    }
-    bench!("sha384 sha2", hash::pure::Sha384);
-    bench!("sha256 sha2", hash::pure::Sha256);
-    #[cfg(feature = "aws-lc")]
-    {
-        bench!("sha384 aws-lc", hash::aws_lc::Sha384);
-        bench!("sha256 aws-lc", hash::aws_lc::Sha256);
-    }
-    println!("backend in use: {}", hash::BACKEND);
-}
-
 /// CPU seconds (user + system, all threads) this process has used so far.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -217,7 +182,6 @@ fn main() {
             args[5] == "gzip",
         ),
         Some("build") if args.len() == 4 => build(Path::new(&args[2]), &PathBuf::from(&args[3])),
-        Some("hash") if args.len() == 3 => hash_speeds(args[2].parse().unwrap()),
-        _ => eprintln!("usage: build_eif gen DIR MIB FILES plain|gzip | build DIR OUT | hash MIB"),
+        _ => eprintln!("usage: build_eif gen DIR MIB FILES plain|gzip | build DIR OUT"),
     }
 }

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::hash::Sha384;
 use serde::Serialize;
+use sha2::{Digest, Sha384};
 
 use crate::bootstrap::{write_bootstrap_ramdisk, BootstrapError};
 use crate::elf::{identify_file, Binary};

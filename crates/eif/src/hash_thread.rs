@@ -123,7 +123,7 @@ impl<H: Write + Send + 'static> ChunkedHash<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::Sha256;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn chunked_hash_equals_direct_hash_across_chunk_boundaries() {

@@ -9,7 +9,6 @@ mod build;
 pub mod cpio;
 pub mod elf;
 pub mod format;
-pub mod hash;
 mod hash_thread;
 pub mod image;
 mod output;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::hash::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::hash_thread::ChunkedHash;
 

@@ -110,13 +110,14 @@ pub enum ImageError {
 }
 
 /// An OCI content digest: `sha256:<64 hex>`.
-pub(crate) fn oci_digest(hash: crate::hash::Sha256) -> String {
+pub(crate) fn oci_digest(hash: sha2::Sha256) -> String {
+    use sha2::Digest;
     format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 /// Finishes a SHA-256 run on a helper thread as an OCI digest; `None` when nothing was hashed.
 pub(crate) fn finish_digest(
-    hasher: Option<crate::hash_thread::ChunkedHash<crate::hash::Sha256>>,
+    hasher: Option<crate::hash_thread::ChunkedHash<sha2::Sha256>>,
     layer: usize,
 ) -> Result<Option<String>, ImageError> {
     hasher

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::hash::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::hash_thread::ChunkedHash;
 

@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::hash::Sha256;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::path::normalize;
 use super::{oci_digest, ImageError};
@@ -119,9 +119,7 @@ impl Store {
         let f = File::open(&path).map_err(ImageError::io(path.display().to_string()))?;
         f.read_exact_at(&mut buf, off)
             .map_err(ImageError::io(name.to_string()))?;
-        let mut h = Sha256::new();
-        h.update(&buf);
-        let actual = oci_digest(h);
+        let actual = oci_digest(Sha256::new_with_prefix(&buf));
         if let Some(d) = digest {
             super::source::check_digest(name, d, &actual)?;
         }
