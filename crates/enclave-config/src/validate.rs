@@ -415,6 +415,17 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
             k.check(&path.key("cidrs").index(m), names::check_cidr(cidr));
         }
     }
+    // An NLB health-checks UDP target groups over TCP: through a TCP port of the same instances.
+    let has_tcp = i.ingress.iter().any(|ing| ing.protocol == "tcp");
+    if load_balanced && !has_tcp {
+        if let Some(n) = i.ingress.iter().position(|ing| ing.protocol == "udp") {
+            k.err(
+                &p("instance.ingress").index(n).key("protocol"),
+                "behind a load balancer, UDP ports are health-checked through a TCP port, and there is none",
+                Some("add a TCP ingress port the application answers on".into()),
+            );
+        }
+    }
     if !(8..=16384).contains(&i.root_volume_gib) {
         k.err(
             &p("instance.root_volume_gib"),

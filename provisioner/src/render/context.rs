@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Artifacts, Release};
-use crate::config::{instance_types, Config, DEFAULT_AMI_ARM64, DEFAULT_AMI_X86_64};
+use crate::config::{instance_types, Config, Ingress, DEFAULT_AMI_ARM64, DEFAULT_AMI_X86_64};
 
 /// Uploads live under this prefix of the stack's bucket, content-addressed by digest.
 pub const ARTIFACT_PREFIX: &str = "artifacts/";
@@ -249,10 +249,29 @@ impl Deployment {
         self.config.instance.ingress.iter().any(|i| i.port < 1024)
     }
 
-    /// A load balancer health-checks its targets over TCP on each target port from its own
-    /// addresses in the VPC, which the ingress CIDRs need not include: without these rules the
-    /// checks fail and the Auto Scaling group replaces healthy instances forever. Rules the
-    /// ingress already has are not repeated (EC2 refuses duplicate permissions).
+    /// The TCP port a load balancer health-checks the targets of `port` on: the port itself
+    /// for TCP; for UDP (which an NLB cannot health-check over UDP) the first TCP ingress port,
+    /// served by the same supervisor and enclave. `validate` refuses UDP-only ingress behind a
+    /// load balancer, so one exists whenever this is rendered.
+    fn health_check_port(&self, port: &Ingress) -> u16 {
+        if port.protocol == "udp" {
+            if let Some(tcp) = self
+                .config
+                .instance
+                .ingress
+                .iter()
+                .find(|i| i.protocol == "tcp")
+            {
+                return tcp.port;
+            }
+        }
+        port.port
+    }
+
+    /// A load balancer health-checks its targets over TCP from its own addresses in the VPC,
+    /// which the ingress CIDRs need not include: without these rules the checks fail and the
+    /// Auto Scaling group replaces healthy instances forever. Rules the ingress already has
+    /// are not repeated (EC2 refuses duplicate permissions).
     fn health_check_rules(&self, existing: &[Value]) -> Vec<Value> {
         let c = &self.config;
         if c.instance.count < 2 {
@@ -260,7 +279,7 @@ impl Deployment {
         }
         let cidr = c.instance.network.vpc_cidr();
         let mut rules: Vec<Value> = Vec::new();
-        for port in c.instance.ingress.iter().map(|i| i.port) {
+        for port in c.instance.ingress.iter().map(|i| self.health_check_port(i)) {
             let rule = json!({"protocol": "tcp", "port": port, "cidr": cidr, "description": format!("load balancer health checks of port {port} (from the VPC)")});
             let same = |r: &Value| {
                 r["protocol"] == rule["protocol"]
@@ -364,7 +383,13 @@ impl Deployment {
             .instance
             .ingress
             .iter()
-            .map(|i| json!({"port": i.port, "protocol": i.protocol.to_ascii_uppercase()}))
+            .map(|i| {
+                json!({
+                    "port": i.port,
+                    "protocol": i.protocol.to_ascii_uppercase(),
+                    "health_check_port": self.health_check_port(i),
+                })
+            })
             .collect();
         let arm = instance_types::lookup(&c.instance.instance_type)
             .is_ok_and(|s| s.arch == instance_types::Arch::Arm64);
