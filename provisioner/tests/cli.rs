@@ -23,8 +23,8 @@ fn plan_offline_text_matches_golden() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = stdout(&o);
     assert!(
-        text.contains("STAND-IN kernel blobs"),
-        "stand-in PCRs must carry the warning"
+        String::from_utf8_lossy(&o.stderr).contains("warning: built from STAND-IN kernel blobs"),
+        "stand-in PCRs must carry the warning, on stderr"
     );
     harness::assert_golden("plan-offline.txt", &text);
 }
@@ -82,7 +82,7 @@ fn validate_exit_codes_and_diagnostics() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(&format!(
-            "{}:13:7: name: must start with a lowercase letter",
+            "{}:13:7: error: name: must start with a lowercase letter",
             bad.display()
         )),
         "{err}"
@@ -169,4 +169,41 @@ fn template_override_directory_is_used() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ud = std::fs::read_to_string(out.join("user_data.sh")).unwrap();
     assert!(ud.contains("RestartSec=7"));
+}
+
+/// The README's two set-up commands build into one target directory: both scripts take it
+/// from scripts/env.sh and neither picks another, so a new user compiles the workspace once.
+#[test]
+fn the_readme_commands_share_one_target_directory() {
+    let root = harness::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block: Vec<&str> = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(block, ["scripts/demo.sh", "scripts/test.sh"]);
+    let env = std::fs::read_to_string(root.join("scripts/env.sh")).unwrap();
+    assert!(env.contains("export CARGO_TARGET_DIR="), "{env}");
+    for script in block {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        let code: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(
+            code.iter().any(|l| l.trim() == "source scripts/env.sh"),
+            "{script} does not source scripts/env.sh"
+        );
+        assert!(
+            !code
+                .iter()
+                .any(|l| l.contains("CARGO_TARGET_DIR=") || l.contains("--target-dir")),
+            "{script} picks its own target directory"
+        );
+        assert!(
+            code.iter()
+                .any(|l| l.contains("cargo build") || l.contains("cargo test")),
+            "{script} builds nothing"
+        );
+    }
 }

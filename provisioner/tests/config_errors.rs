@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use nitro_provision::config::parse_str;
 
-/// (case, config text, expected "LINE:COLUMN: PATH: message" prefix of one diagnostic).
+/// (case, config text, expected "LINE:COLUMN: PATH: message" prefix of one diagnostic, which
+/// is printed as "FILE:LINE:COLUMN: error: PATH: message").
 fn cases() -> Vec<(&'static str, String, &'static str)> {
     vec![
         ("misspelled key", base_with("  cpu_count: 2", "  cpu_cont: 2"), "10:3: enclave.cpu_cont: unknown key `cpu_cont` (did you mean `cpu_count`?)"),
@@ -22,7 +23,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("reserved cid", base_with("  memory_mib: 2048\n", "  memory_mib: 2048\n  cid: 3\n"), "12:8: enclave.cid: CIDs 0–3 and 4294967295 are reserved, got 3"),
         ("burstable instance", base_with("  type: m6i.xlarge", "  type: t3.xlarge"), "5:9: instance.type: burstable (T-family) instances do not support Nitro Enclaves"),
         ("metal instance", base_with("  type: m6i.xlarge", "  type: m6i.metal"), "5:9: instance.type: `.metal` instances do not support Nitro Enclaves"),
-        ("too small instance", base_with("  type: m6i.xlarge", "  type: c6i.large"), "5:9: instance.type: c6i.large has 2 vCPU(s); Nitro Enclaves need at least 4 on X86_64 instances"),
+        ("too small instance", base_with("  type: m6i.xlarge", "  type: c6i.large"), "5:9: instance.type: c6i.large has 2 vCPU(s); Nitro Enclaves need at least 4 on x86_64 instances"),
         ("unknown family", base_with("  type: m6i.xlarge", "  type: c7gx.xlarge"), "5:9: instance.type: `c7gx` is not in nitro-provision's table of Nitro Enclaves families (did you mean the `c7g` family?)"),
         ("debug in production", base_with("  memory_mib: 2048\n", "  memory_mib: 2048\n  debug: true\n") + "production: true\n", "12:10: enclave.debug: debug enclaves attest all-zero PCRs"),
         ("bad secret parameter", BASE.to_string() + "secrets:\n  /aws/token: TOKEN\n", "21:3: secrets[\"/aws/token\"]: names beginning with `aws` or `ssm` are reserved by AWS"),
@@ -73,7 +74,8 @@ fn each_malformed_config_names_its_position_and_problem() {
             Ok(_) => failures.push(format!("{case}: accepted")),
             Err(e) => {
                 let text = e.to_string();
-                let want = format!("test.yaml:{expected}");
+                let (pos, rest) = expected.split_once(": ").unwrap();
+                let want = format!("test.yaml:{pos}: error: {rest}");
                 if !text.lines().any(|l| l.starts_with(&want)) {
                     failures.push(format!("{case}:\n  expected: {want}\n  actual:   {text}"));
                 }
@@ -87,6 +89,34 @@ fn each_malformed_config_names_its_position_and_problem() {
         cases().len(),
         failures.join("\n")
     );
+}
+
+/// The same cases through `nitro-provision validate`: each diagnostic reaches the user as
+/// `FILE:LINE:COLUMN: error: PATH: message`, exit 1.
+#[test]
+fn each_malformed_config_is_reported_by_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("test.yaml");
+    let mut failures = Vec::new();
+    for (case, text, expected) in cases() {
+        std::fs::write(&file, &text).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
+            .arg("-f")
+            .arg(&file)
+            .arg("validate")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let (pos, rest) = expected.split_once(": ").unwrap();
+        let want = format!("{}:{pos}: error: {rest}", file.display());
+        if o.status.code() != Some(1) || !stderr.lines().any(|l| l.starts_with(&want)) {
+            failures.push(format!(
+                "{case}: exit {:?}\n  expected: {want}\n  actual:   {stderr}",
+                o.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -67,6 +67,18 @@ pub enum SectionType {
     Metadata = 5,
 }
 
+impl std::fmt::Display for SectionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SectionType::Kernel => "kernel",
+            SectionType::Cmdline => "cmdline",
+            SectionType::Ramdisk => "ramdisk",
+            SectionType::Signature => "signature",
+            SectionType::Metadata => "metadata",
+        })
+    }
+}
+
 impl SectionType {
     /// Parses an on-disk section type; `None` for 0 (invalid) and unknown values.
     pub fn from_u16(v: u16) -> Option<Self> {

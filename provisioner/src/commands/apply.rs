@@ -27,6 +27,9 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<Exit> {
                 let online =
                     online_plan::plan(&loaded, prepared, &aws, &aws_args, args.keep_old_release)
                         .await?;
+                for w in &online.plan.warnings {
+                    ctx.warn(w);
+                }
                 print!("{}", to_text(&online.plan, &ctx.style));
                 let Some(saved) = online.saved else {
                     println!("No changes. Nothing to apply.");

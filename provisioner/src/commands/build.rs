@@ -11,6 +11,14 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
     let built = crate::build::build(&loaded, &args.out, &progress);
     progress.finish();
     let built = built?;
+    if built.standin {
+        ctx.warn(STANDIN_WARNING);
+    }
+    if args.json {
+        // What `nitro-cli build-enclave` prints (and measurements.json holds).
+        println!("{}", built.measurements.to_json());
+        return Ok(Exit::Success);
+    }
     println!("{}", built.eif.display());
     println!("  size     {} bytes", built.eif_size);
     println!("  sha384   {}", built.eif_sha384);
@@ -25,8 +33,5 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
         "  manifest      {}",
         args.out.join("build-manifest.json").display()
     );
-    if built.standin {
-        eprintln!("{}", ctx.style.warn(&format!("warning: {STANDIN_WARNING}")));
-    }
     Ok(Exit::Success)
 }
