@@ -90,7 +90,7 @@ pub enum Command {
     /// Delete the stack, its bucket contents, and schedule the KMS key's deletion.
     Destroy(DestroyArgs),
     /// Stack status, outputs, instances and pinned PCRs.
-    Status,
+    Status(StatusArgs),
     /// Attestation documents: verify against AWS's root, expected PCRs, nonce and age.
     #[command(subcommand)]
     Attest(commands::attest::AttestCommand),
@@ -102,6 +102,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Print the result as JSON on stdout: `valid` and every diagnostic with its position.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the stack's status, instances and outputs as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -200,6 +207,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         err_style: Style::detect(color, Stream::Stderr),
         aws: cli.aws,
     };
+    if let Some(dir) = &ctx.templates {
+        for name in crate::render::Templates::unknown_files(dir) {
+            ctx.warn(&format!("--templates {}: ignoring {name}", dir.display()));
+        }
+    }
     match cli.command {
         Command::Validate(args) => commands::validate::run(&ctx, &args),
         Command::Render(args) => commands::render::run(&ctx, &args),
@@ -207,7 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plan(args) => commands::plan::run(&ctx, &args),
         Command::Apply(args) => commands::apply::run(&ctx, &args),
         Command::Destroy(args) => commands::destroy::run(&ctx, &args),
-        Command::Status => commands::status::run(&ctx),
+        Command::Status(args) => commands::status::run(&ctx, &args),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
         Command::Attest(cmd) => commands::attest::run(&cmd),
         Command::Verify(args) => commands::verify::run(&ctx, &args),

@@ -156,6 +156,8 @@ fn template_override_directory_is_used() {
         .unwrap()
         .replace("RestartSec=2", "RestartSec=7");
     std::fs::write(dir.path().join("enclave-supervisor.service.j2"), text).unwrap();
+    // A misspelled name is not silently ignored.
+    std::fs::write(dir.path().join("user-data.sh.j2"), "#!/bin/sh\n").unwrap();
     let out = dir.path().join("out");
     let o = np(&[
         "-f",
@@ -169,6 +171,13 @@ fn template_override_directory_is_used() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ud = std::fs::read_to_string(out.join("user_data.sh")).unwrap();
     assert!(ud.contains("RestartSec=7"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "ignoring user-data.sh.j2: not a template name (did you mean `user_data.sh.j2`?)"
+        ),
+        "{err}"
+    );
 }
 
 /// The README's two set-up commands build into one target directory: both scripts take it

@@ -294,7 +294,6 @@ pub fn build_eif(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
-    progress.stage("hashing inputs", None);
     let mut inputs = Vec::new();
     let blobs = [
         ("kernel", &spec.kernel),
@@ -309,8 +308,16 @@ pub fn build_eif(
     for (name, path) in blobs {
         check_blob_arch(name, path, spec.arch)?;
     }
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let hashed: u64 = blobs
+        .into_iter()
+        .chain(extras.clone())
+        .map(|(_, p)| size(p))
+        .sum();
+    progress.stage("hashing inputs", Some(hashed));
     for (name, path) in blobs.into_iter().chain(extras) {
         let sha384 = sha384_file(path).map_err(io_err(path.display().to_string()))?;
+        progress.advance(size(path));
         if let Some(expected) = spec.pinned_sha384.get(name) {
             if !expected.eq_ignore_ascii_case(&sha384) {
                 return Err(BuildError::PinMismatch {

@@ -20,18 +20,23 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     println!("{}", built.eif.display());
-    println!("  size     {} bytes", built.eif_size);
-    println!("  sha384   {}", built.eif_sha384);
+    row("size", &format!("{} bytes", built.eif_size));
+    row("sha384", &built.eif_sha384);
     for (i, pcr) in crate::build::pcr_map(&built.measurements) {
-        println!("  PCR{i:<6} {pcr}");
+        row(&format!("PCR{i}"), &pcr);
     }
-    println!(
-        "  measurements  {}",
-        args.out.join("measurements.json").display()
+    row(
+        "measurements",
+        &args.out.join("measurements.json").display().to_string(),
     );
-    println!(
-        "  manifest      {}",
-        args.out.join("build-manifest.json").display()
+    row(
+        "manifest",
+        &args.out.join("build-manifest.json").display().to_string(),
     );
     Ok(Exit::Success)
+}
+
+/// One line of the summary, values aligned in one column.
+fn row(label: &str, value: &str) {
+    println!("  {label:<13} {value}");
 }
