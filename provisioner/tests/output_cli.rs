@@ -266,3 +266,41 @@ fn every_flag_has_help_text_and_global_options_are_grouped() {
     );
     assert!(help.contains("AWS options:"), "{help}");
 }
+
+#[test]
+fn yaml_parser_messages_carry_no_parser_option_or_type_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "duplicate",
+            "name: demo\nname: other\n",
+            "duplicate mapping key: name (each key may appear once in a mapping)",
+        ),
+        (
+            "null string",
+            "name:\n",
+            "expected a string, got nothing (null)",
+        ),
+        (
+            "binary",
+            "name: !!binary /w==\n",
+            "a !!binary value that is not UTF-8 text cannot be a string",
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let file = dir.path().join("enclave.yaml");
+        std::fs::write(&file, text).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
+            .arg("-f")
+            .arg(&file)
+            .arg("validate")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{case}: {err}");
+        assert!(err.contains(expected), "{case}: {err}");
+        for internal in ["Options", "Option<", "Policy", "_events", "anchor id"] {
+            assert!(!err.contains(internal), "{case}: {internal} in {err}");
+        }
+    }
+}

@@ -134,6 +134,28 @@ fn explain_serde_message(message: &str) -> (String, Option<String>) {
     {
         return (format!("missing required key `{field}`"), None);
     }
+    plain_parser_message(message)
+}
+
+/// The YAML parser's own messages, without its option and type names (`DuplicateKeyPolicy`,
+/// `Option<String>`, `ignore_binary_tag_for_string`), which mean nothing to someone editing enclave.yaml.
+fn plain_parser_message(message: &str) -> (String, Option<String>) {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key") {
+        let key = rest.split(", set ").next().unwrap_or_default();
+        return (
+            format!("duplicate mapping key{key}"),
+            Some("each key may appear once in a mapping".into()),
+        );
+    }
+    if message.starts_with("cannot deserialize null into string") {
+        return ("expected a string, got nothing (null)".into(), None);
+    }
+    if message.starts_with("!!binary scalar is not valid UTF-8") {
+        return (
+            "a !!binary value that is not UTF-8 text cannot be a string".into(),
+            None,
+        );
+    }
     (message.to_string(), None)
 }
 
