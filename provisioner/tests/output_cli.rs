@@ -304,3 +304,30 @@ fn yaml_parser_messages_carry_no_parser_option_or_type_names() {
         }
     }
 }
+
+#[test]
+fn an_unreachable_endpoint_is_reported_in_words() {
+    // Nothing listens on the discard port: the SDK's dispatch failure, without its Debug form.
+    let o = Command::new(env!("CARGO_BIN_EXE_nitro-provision"))
+        .current_dir(harness::repo_root())
+        .args([
+            "-f",
+            "enclave.yaml.example",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "status",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "example")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    for internal in ["DispatchFailure", "ConnectorError", "{ ", "Some("] {
+        assert!(!err.contains(internal), "{internal} in {err}");
+    }
+}
