@@ -12,13 +12,18 @@ use sha2::{Digest, Sha256};
 
 const LAYERS: usize = 4;
 
+/// The next xorshift64 value: cheap, deterministic pseudo-random numbers.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
 /// Incompressible-ish bytes, cheap to make.
 fn fill(buf: &mut [u8], seed: &mut u64) {
     for chunk in buf.chunks_mut(8) {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        let b = seed.to_le_bytes();
+        let b = next(seed).to_le_bytes();
         chunk.copy_from_slice(&b[..chunk.len()]);
     }
 }
@@ -26,12 +31,6 @@ fn fill(buf: &mut [u8], seed: &mut u64) {
 /// Text-like bytes from a fixed 1,024-word vocabulary, with a run of random bytes now and then:
 /// deflate shrinks it about as much as the files of an OS image.
 fn fill_text(buf: &mut [u8], seed: &mut u64, vocabulary: &[Vec<u8>]) {
-    let mut next = |seed: &mut u64| {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    };
     let mut i = 0;
     while i < buf.len() {
         let r = next(seed);
