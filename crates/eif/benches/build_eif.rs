@@ -34,7 +34,7 @@ fn fill_text(buf: &mut [u8], seed: &mut u64, vocabulary: &[Vec<u8>]) {
     let mut i = 0;
     while i < buf.len() {
         let r = next(seed);
-        if r % 1024 == 0 {
+        if r.is_multiple_of(1024) {
             let n = (buf.len() - i).min(256);
             fill(&mut buf[i..i + n], seed);
             i += n;
@@ -43,7 +43,7 @@ fn fill_text(buf: &mut [u8], seed: &mut u64, vocabulary: &[Vec<u8>]) {
         let word = &vocabulary[(r >> 8) as usize % vocabulary.len()];
         for &b in word
             .iter()
-            .chain([if r % 11 == 0 { &b'\n' } else { &b' ' }])
+            .chain([if r.is_multiple_of(11) { &b'\n' } else { &b' ' }])
         {
             if i == buf.len() {
                 break;
@@ -80,7 +80,7 @@ fn gen_rootfs(dir: &Path, mib: u64, files: usize) {
         let size = (i * 7919) % (2 * per_file);
         fill_text(&mut buf[..size], &mut seed, &words);
         let d = dir.join(format!("rootfs/data/d{:04}", i / 100));
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             std::fs::create_dir_all(&d).unwrap();
         }
         std::fs::write(d.join(format!("f{i:06}")), &buf[..size]).unwrap();
