@@ -28,7 +28,7 @@ pub struct Cli {
     /// embedded ones.
     #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     pub templates: Option<PathBuf>,
-    /// When to color output: auto colors a terminal unless NO_COLOR is non-empty or TERM=dumb.
+    /// When to color output.
     #[arg(
         long,
         global = true,

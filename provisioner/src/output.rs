@@ -11,7 +11,9 @@ pub enum ColorChoice {
     /// Color a stream that is a terminal, unless NO_COLOR is non-empty or TERM=dumb.
     #[default]
     Auto,
+    /// Color even when redirected (e.g. for `less -R`).
     Always,
+    /// Never color.
     Never,
 }
 
