@@ -78,8 +78,12 @@ build() {
   done
 }
 
+# Beside this checkout's own target dir, not one shared by every checkout: the remapped
+# workspace path is part of the flags, so checkouts at other paths sharing a target dir would
+# rebuild everything for each other (and wait on its lock).
+work="$CARGO_TARGET_DIR/companion-build"
 started=$(date +%s)
-build "$root" "$NP_CACHE/target-companions" "$cargo_home" "$out"
+build "$root" "$work/target" "$cargo_home" "$out"
 took=$(( $(date +%s) - started ))
 (cd "$out" && find . -type f ! -name SHA256SUMS | sort | xargs sha256sum > SHA256SUMS)
 echo "build-companions: built in ${took} s (incremental when warm) into $out:"
@@ -90,7 +94,7 @@ done < SHA256SUMS)
 if [ "$verify" = 1 ]; then
   # A second workspace path, target dir and CARGO_HOME path (the registry is shared through a
   # symlink: same crates, different path).
-  other="$NP_CACHE/companions-verify"
+  other="$work/verify"
   rm -rf "$other/ws" "$other/out" "$other/cargo-home"
   mkdir -p "$other/ws" "$other/cargo-home"
   (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands;
-use crate::output::Style;
+use crate::output::{ColorChoice, Stream, Style};
+
+/// Help heading of the options every subcommand accepts.
+const GLOBAL: &str = "Global options";
 
 /// Declarative provisioner for AWS Nitro Enclaves.
 #[derive(Debug, Parser)]
@@ -17,18 +20,28 @@ pub struct Cli {
         short = 'f',
         long = "file",
         global = true,
-        default_value = "enclave.yaml"
+        default_value = "enclave.yaml",
+        help_heading = GLOBAL
     )]
     pub file: PathBuf,
     /// Use templates from DIR (same file names as templates/ and policies/) instead of the
     /// embedded ones.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     pub templates: Option<PathBuf>,
-    /// Never color output (also: NO_COLOR set, or stdout not a terminal).
-    #[arg(long, global = true)]
+    /// When to color output.
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        default_value = "auto",
+        help_heading = GLOBAL
+    )]
+    pub color: ColorChoice,
+    /// Same as --color never.
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_color: bool,
     /// More log output (-v debug, -vv trace); logs go to stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     #[command(flatten)]
     pub aws: GlobalAws,
@@ -38,6 +51,7 @@ pub struct Cli {
 
 /// How to reach AWS (credentials and region otherwise come from the usual AWS settings).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "AWS options")]
 pub struct GlobalAws {
     /// AWS profile to use.
     #[arg(long, global = true, env = "AWS_PROFILE")]
@@ -59,7 +73,7 @@ pub struct GlobalAws {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check enclave.yaml; lists every problem with file:line:column. Exit 0 valid, 1 invalid.
-    Validate,
+    Validate(ValidateArgs),
     /// Write the CloudFormation template, user_data and policies to a directory.
     Render(RenderArgs),
     /// Build the EIF from the pinned inputs: NAME.eif, measurements.json, build-manifest.json.
@@ -76,7 +90,7 @@ pub enum Command {
     /// Delete the stack, its bucket contents, and schedule the KMS key's deletion.
     Destroy(DestroyArgs),
     /// Stack status, outputs, instances and pinned PCRs.
-    Status,
+    Status(StatusArgs),
     /// Attestation documents: verify against AWS's root, expected PCRs, nonce and age.
     #[command(subcommand)]
     Attest(commands::attest::AttestCommand),
@@ -86,6 +100,20 @@ pub enum Command {
     /// Sealed secrets for the enclave: put (from a file or stdin), list, rm.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Print the result as JSON on stdout: `valid` and every diagnostic with its position.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the stack's status, instances and outputs as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +128,9 @@ pub struct BuildArgs {
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
+    /// Print the measurements as JSON, as `nitro-cli build-enclave` does.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -182,21 +213,31 @@ impl From<Exit> for ExitCode {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let style = Style::detect(cli.no_color);
+    let color = if cli.no_color {
+        ColorChoice::Never
+    } else {
+        cli.color
+    };
     let ctx = commands::Context {
         file: cli.file,
         templates: cli.templates,
-        style,
+        style: Style::detect(color, Stream::Stdout),
+        err_style: Style::detect(color, Stream::Stderr),
         aws: cli.aws,
     };
+    if let Some(dir) = &ctx.templates {
+        for name in crate::render::Templates::unknown_files(dir) {
+            ctx.warn(&format!("--templates {}: ignoring {name}", dir.display()));
+        }
+    }
     match cli.command {
-        Command::Validate => commands::validate::run(&ctx),
+        Command::Validate(args) => commands::validate::run(&ctx, &args),
         Command::Render(args) => commands::render::run(&ctx, &args),
         Command::Build(args) => commands::build::run(&ctx, &args),
         Command::Plan(args) => commands::plan::run(&ctx, &args),
         Command::Apply(args) => commands::apply::run(&ctx, &args),
         Command::Destroy(args) => commands::destroy::run(&ctx, &args),
-        Command::Status => commands::status::run(&ctx),
+        Command::Status(args) => commands::status::run(&ctx, &args),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
         Command::Secret(cmd) => commands::secret::run(&ctx, &cmd),
         Command::Attest(cmd) => commands::attest::run(&cmd),

@@ -9,6 +9,7 @@ pub mod commands;
 pub use enclave_config as config;
 pub mod output;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod reconcile;
 pub mod render;

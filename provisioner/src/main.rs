@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     match nitro_provision::cli::run(cli) {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("error: {}", nitro_provision::cli::describe_error(&e));
+            eprintln!(
+                "{}",
+                nitro_provision::output::error_lines(&nitro_provision::cli::describe_error(&e))
+            );
             ExitCode::from(1)
         }
     }

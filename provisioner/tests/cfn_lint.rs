@@ -29,7 +29,16 @@ fn variants() -> Vec<(&'static str, String)> {
             "custom-network",
             base_with(
                 "  type: m6i.xlarge\n",
-                "  type: m6i.xlarge\n  count: 2\n  network:\n    vpc_id: vpc-0123456789abcdef0\n    subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]\n",
+                "  type: m6i.xlarge\n  count: 2\n  network:\n    vpc_id: vpc-0123456789abcdef0\n    subnet_ids: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]\n    vpc_cidr: 172.31.0.0/16\n",
+            ),
+        ),
+        (
+            // Internal NLB; one ingress rule already is the VPC's CIDR (no duplicate rule);
+            // a UDP port; no port below 1024.
+            "asg-internal",
+            base_with(
+                "  type: m6i.xlarge\n  ingress:\n    - port: 443\n      cidrs: [0.0.0.0/0]\n",
+                "  type: m6i.2xlarge\n  count: 2\n  load_balancer:\n    scheme: internal\n  ingress:\n    - port: 8080\n      cidrs: [10.80.0.0/16, 192.168.0.0/16]\n    - port: 5353\n      protocol: udp\n      cidrs: [10.0.0.0/8]\n",
             ),
         ),
         (

@@ -36,8 +36,8 @@ fn plan_offline_text_matches_golden() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = stdout(&o);
     assert!(
-        text.contains("STAND-IN kernel blobs"),
-        "stand-in PCRs must carry the warning"
+        String::from_utf8_lossy(&o.stderr).contains("warning: built from STAND-IN kernel blobs"),
+        "stand-in PCRs must carry the warning, on stderr"
     );
     harness::assert_golden("plan-offline.txt", &text);
 }
@@ -88,11 +88,17 @@ fn detailed_exitcode_reports_changes() {
 
 #[test]
 fn validate_exit_codes_and_diagnostics() {
-    let ok = np(&["-f", "enclave.yaml.example", "validate"]);
-    assert_eq!(ok.status.code(), Some(0));
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("enclave.yaml");
-    let text = std::fs::read_to_string(harness::repo_root().join("enclave.yaml.example"))
+    let good = harness::example_deployment(dir.path());
+    let ok = np(&["-f", good.to_str().unwrap(), "validate"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&good)
         .unwrap()
         .replace("  cpu_count: 2 ", "  cpu_count: 3 ")
         .replace("name: hello-enclave", "name: Hello");
@@ -102,7 +108,7 @@ fn validate_exit_codes_and_diagnostics() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(&format!(
-            "{}:13:7: name: must start with a lowercase letter",
+            "{}:13:7: error: name: must start with a lowercase letter",
             bad.display()
         )),
         "{err}"
@@ -130,7 +136,7 @@ fn render_writes_the_deployment_files() {
         "template.yaml",
         "user_data.sh",
         "policies/kms-key-policy.json",
-        "policies/instance-role-policy.json",
+        "policies/instance-role-policy.cfn.json",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
@@ -176,6 +182,8 @@ fn template_override_directory_is_used() {
         .unwrap()
         .replace("RestartSec=2", "RestartSec=7");
     std::fs::write(dir.path().join("enclave-supervisor.service.j2"), text).unwrap();
+    // A misspelled name is not silently ignored.
+    std::fs::write(dir.path().join("user-data.sh.j2"), "#!/bin/sh\n").unwrap();
     let out = dir.path().join("out");
     let o = np(&[
         "-f",
@@ -189,6 +197,50 @@ fn template_override_directory_is_used() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ud = std::fs::read_to_string(out.join("user_data.sh")).unwrap();
     assert!(ud.contains("RestartSec=7"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "ignoring user-data.sh.j2: not a template name (did you mean `user_data.sh.j2`?)"
+        ),
+        "{err}"
+    );
+}
+
+/// The README's two set-up commands build into one target directory: both scripts take it
+/// from scripts/env.sh and neither picks another, so a new user compiles the workspace once.
+#[test]
+fn the_readme_commands_share_one_target_directory() {
+    let root = harness::repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block: Vec<&str> = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(block, ["scripts/demo.sh", "scripts/test.sh"]);
+    let env = std::fs::read_to_string(root.join("scripts/env.sh")).unwrap();
+    assert!(env.contains("export CARGO_TARGET_DIR="), "{env}");
+    for script in block {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        let code: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(
+            code.iter().any(|l| l.trim() == "source scripts/env.sh"),
+            "{script} does not source scripts/env.sh"
+        );
+        assert!(
+            !code
+                .iter()
+                .any(|l| l.contains("CARGO_TARGET_DIR=") || l.contains("--target-dir")),
+            "{script} picks its own target directory"
+        );
+        assert!(
+            code.iter()
+                .any(|l| l.contains("cargo build") || l.contains("cargo test")),
+            "{script} builds nothing"
+        );
+    }
 }
 
 /// Item 11 of issue 10: a cached EIF whose bytes changed on disk (same size, same mtime, so the

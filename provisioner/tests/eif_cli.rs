@@ -153,10 +153,14 @@ fn ramdisks_and_assemble_reproduce_the_builds_pcr1() {
         &rootfs,
         "--output",
         s(&app),
-        "--cmd",
+        "--",
         "/app/hello.sh",
+        "--output",
+        "not-an-option",
     ]);
+    // The command's own `--output` is its argument: a second --output option would be refused.
     assert!(o.status.success(), "{}", text(&o));
+    assert!(app.is_file());
 
     let cmdline = std::fs::read_to_string(blobs.join("cmdline")).unwrap();
     let eif = dir.path().join("assembled.eif");

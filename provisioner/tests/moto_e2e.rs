@@ -141,6 +141,17 @@ fn plan_apply_replan_change_apply_destroy() {
         );
     }
 
+    let o = np(&moto, &config, &["status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["exists"], true);
+    assert!(
+        status["status"].as_str().unwrap().ends_with("_COMPLETE"),
+        "{status}"
+    );
+    assert_eq!(status["compute"][0]["type"], "AWS::EC2::Instance");
+    assert!(status["outputs"].as_object().is_some_and(|o| !o.is_empty()));
+
     let o = np(&moto, &config, &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "nothing changed since apply");
     assert!(text(&o).contains("No changes"));

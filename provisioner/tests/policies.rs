@@ -78,9 +78,14 @@ fn steady_key_policy_has_exactly_the_expected_statements() {
         enclave["Principal"],
         json!({"AWS": "arn:aws:iam::123456789012:role/demo-enclave"})
     );
+    // kms:GenerateRandom is not an action on a key: it has no place in a key policy.
     assert_eq!(
         enclave["Action"],
-        json!(["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateRandom"])
+        json!(["kms:Decrypt", "kms:GenerateDataKey"])
+    );
+    assert!(
+        !p.to_string().contains("GenerateRandom"),
+        "no statement of the key policy names kms:GenerateRandom: {p:#}"
     );
     assert_eq!(enclave["Condition"], pcr_condition(&r, &[0, 1, 2]));
     let deny = statement(p, "DenyDecryptOutsideReleasedEnclaves");

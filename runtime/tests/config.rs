@@ -21,6 +21,8 @@ fn loads_its_config_and_rejects_other_versions() {
             level: "info".into(),
             format: "text".into(),
         },
+        user: None,
+        working_dir: None,
     };
     let run = |cfg: &RuntimeConfig| {
         std::fs::write(&path, cfg.to_json()).unwrap();

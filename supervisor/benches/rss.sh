@@ -10,9 +10,9 @@ source "$root/scripts/env.sh"
 idle="${1:-10}"
 cd "$root"
 cargo build --quiet -p enclave-supervisor --bin fake-nitro-cli -p nitro-provision --bin nitro-provision
-bash scripts/build-companions.sh --out "$NP_CACHE/companions" \
+bash scripts/build-companions.sh --out "$CARGO_TARGET_DIR/companions" \
   --target x86_64-unknown-linux-musl --bin enclave-supervisor >/dev/null
-supervisor="$NP_CACHE/companions/x86_64-unknown-linux-musl/enclave-supervisor"
+supervisor="$CARGO_TARGET_DIR/companions/x86_64-unknown-linux-musl/enclave-supervisor"
 work="$(mktemp -d)"
 pid=""
 cleanup() {
@@ -84,6 +84,8 @@ s.sendall(bytes([1, 0x12, 0, 0]) + (2).to_bytes(4, "big") + b"{}")
 for _ in range(500):
     if get("/health") == 200: break
     time.sleep(0.02)
+else:
+    sys.exit("the enclave never became healthy: " + open(f"{w}/log").read()[-2000:])
 time.sleep(idle)
 print(f"idle, healthy enclave, {idle:.0f} s of 200 ms polls: {status()}")
 t = time.time()

@@ -4,6 +4,7 @@
 
 mod awsim;
 mod imds;
+pub mod images;
 mod moto;
 
 pub use awsim::{Awsim, Identities, Keys};

@@ -304,6 +304,13 @@ pub struct RuntimeConfig {
     pub secrets: Vec<Secret>,
     pub storage_prefix: String,
     pub logging: Logging,
+    /// The image config's `User` (`name`, `uid`, `name:group`, `uid:gid`): the application
+    /// runs as it, as under `docker run`. Absent: root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The image config's `WorkingDir`: the application starts there. Absent: `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
 //! Benchmark driver for `benches/run.sh` (not a timed test): `gen DIR MIB FILES plain|gzip`
-//! writes a synthetic OCI image (and each layer as `DIR/layerN.tar`) and stand-in kernel blobs; `build DIR OUT` builds an EIF from them and
-//! prints the wall time. Peak RSS is measured from outside with `/usr/bin/time -v`.
+//! writes a synthetic OCI image (and each layer as `DIR/layerN.tar`) and stand-in kernel blobs;
+//! `gen DIR MIB FILES umoci` writes compressible files (text-like, ~3x with gzip, like an OS
+//! image) under `DIR/rootfs` for `umoci` to pack into one gzip layer; `build DIR OUT` builds an
+//! EIF from `DIR/image` and prints the wall time. Peak RSS is measured from outside.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,15 +12,80 @@ use sha2::{Digest, Sha256};
 
 const LAYERS: usize = 4;
 
+/// The next xorshift64 value: cheap, deterministic pseudo-random numbers.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
 /// Incompressible-ish bytes, cheap to make.
 fn fill(buf: &mut [u8], seed: &mut u64) {
     for chunk in buf.chunks_mut(8) {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        let b = seed.to_le_bytes();
+        let b = next(seed).to_le_bytes();
         chunk.copy_from_slice(&b[..chunk.len()]);
     }
+}
+
+/// Text-like bytes from a fixed 1,024-word vocabulary, with a run of random bytes now and then:
+/// deflate shrinks it about as much as the files of an OS image.
+fn fill_text(buf: &mut [u8], seed: &mut u64, vocabulary: &[Vec<u8>]) {
+    let mut i = 0;
+    while i < buf.len() {
+        let r = next(seed);
+        if r.is_multiple_of(1024) {
+            let n = (buf.len() - i).min(256);
+            fill(&mut buf[i..i + n], seed);
+            i += n;
+            continue;
+        }
+        let word = &vocabulary[(r >> 8) as usize % vocabulary.len()];
+        for &b in word
+            .iter()
+            .chain([if r.is_multiple_of(11) { &b'\n' } else { &b' ' }])
+        {
+            if i == buf.len() {
+                break;
+            }
+            buf[i] = b;
+            i += 1;
+        }
+    }
+}
+
+fn vocabulary(seed: &mut u64) -> Vec<Vec<u8>> {
+    (0..1024)
+        .map(|_| {
+            let mut w = [0u8; 8];
+            fill(&mut w, seed);
+            let len = 2 + (w[0] % 9) as usize;
+            w[1..]
+                .iter()
+                .cycle()
+                .take(len)
+                .map(|b| b'a' + b % 26)
+                .collect()
+        })
+        .collect()
+}
+
+/// A rootfs of `files` compressible files, `mib` MiB in all, 100 per directory.
+fn gen_rootfs(dir: &Path, mib: u64, files: usize) {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let words = vocabulary(&mut seed);
+    let per_file = ((mib << 20) / files as u64) as usize;
+    let mut buf = vec![0u8; per_file * 2];
+    for i in 0..files {
+        let size = (i * 7919) % (2 * per_file);
+        fill_text(&mut buf[..size], &mut seed, &words);
+        let d = dir.join(format!("rootfs/data/d{:04}", i / 100));
+        if i.is_multiple_of(100) {
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        std::fs::write(d.join(format!("f{i:06}")), &buf[..size]).unwrap();
+    }
+    blobs(dir, &mut seed);
 }
 
 fn blob(dir: &Path, data: &[u8]) -> String {
@@ -103,9 +170,14 @@ fn gen(dir: &Path, mib: u64, files: usize, gzip: bool) {
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
+    blobs(dir, &mut seed);
+}
+
+/// Stand-in kernel blobs of the real ones' sizes.
+fn blobs(dir: &Path, seed: &mut u64) {
     for (name, size) in [("bzImage", 8 << 20), ("init", 742_968), ("nsm.ko", 20_504)] {
         let mut b = vec![0u8; size];
-        fill(&mut b, &mut seed);
+        fill(&mut b, seed);
         std::fs::write(dir.join(name), b).unwrap();
     }
 }
@@ -113,7 +185,7 @@ fn gen(dir: &Path, mib: u64, files: usize, gzip: bool) {
 fn build(dir: &Path, out: &Path) {
     let spec = nitro_eif::BuildSpec {
         name: "bench".into(),
-        version: "1".into(),
+        version: Some("1".into()),
         arch: nitro_eif::format::Arch::X86_64,
         kernel: dir.join("bzImage"),
         cmdline: "console=ttyS0".into(),
@@ -121,6 +193,7 @@ fn build(dir: &Path, out: &Path) {
         nsm_ko: dir.join("nsm.ko"),
         image: nitro_eif::ImageSpec {
             source: nitro_eif::image::ImageSource::OciLayout(dir.join("image")),
+            reference: None,
             platform: None,
             digest: None,
             extra_files: vec![],
@@ -174,6 +247,11 @@ impl nitro_eif::Progress for StageTimes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
+        Some("gen") if args.len() == 6 && args[5] == "umoci" => gen_rootfs(
+            Path::new(&args[2]),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+        ),
         Some("gen") if args.len() == 6 => gen(
             Path::new(&args[2]),
             args[3].parse().unwrap(),
@@ -181,6 +259,6 @@ fn main() {
             args[5] == "gzip",
         ),
         Some("build") if args.len() == 4 => build(Path::new(&args[2]), &PathBuf::from(&args[3])),
-        _ => eprintln!("usage: build_eif gen DIR MIB FILES plain|gzip | build DIR OUT"),
+        _ => eprintln!("usage: build_eif gen DIR MIB FILES plain|gzip|umoci | build DIR OUT"),
     }
 }

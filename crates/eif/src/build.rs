@@ -10,10 +10,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha384};
 
 use crate::bootstrap::{write_bootstrap_ramdisk, BootstrapError};
+use crate::elf::{identify_file, Binary};
 use crate::format::Arch;
 use crate::image::{
-    open_image, write_customer_ramdisk, Command, ExtraFile, ImageError, ImageSource, OpenedImage,
-    Platform,
+    inspect_image, open_image, write_customer_ramdisk, Command, ExtraFile, ImageConfig, ImageError,
+    ImageInfo, ImageSource, OpenedImage, Platform, Provenance, Want,
 };
 use crate::output::OutputFile;
 use crate::pcr::Measurements;
@@ -28,6 +29,8 @@ pub const DEFAULT_MAX_UNPACKED: u64 = 16 << 30;
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
     pub source: ImageSource,
+    /// The image of a layout or archive holding several (ref name, RepoTag or `@INDEX`).
+    pub reference: Option<String>,
     /// Manifest to pick from an index; `None`: linux and the EIF's architecture.
     pub platform: Option<Platform>,
     /// Digest the image must have (index, manifest or config digest; docker-archive: image ID).
@@ -51,10 +54,11 @@ pub struct SigningSpec {
 /// Everything an EIF is built from.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
-    /// `ImageName` in the metadata.
+    /// `ImageName` in the metadata when the image has no name of its own (a rootfs directory,
+    /// an untagged image); otherwise its repository, as nitro-cli writes it.
     pub name: String,
-    /// `ImageVersion` in the metadata.
-    pub version: String,
+    /// `ImageVersion` in the metadata; default: the image ID (config digest hex), as nitro-cli.
+    pub version: Option<String>,
     pub arch: Arch,
     pub kernel: PathBuf,
     /// Trimmed before use, as nitro-cli does.
@@ -104,6 +108,8 @@ pub struct BuildOutput {
     pub env: Vec<String>,
     /// Entries in the customer ramdisk.
     pub ramdisk_entries: usize,
+    /// What the image was made of, by digest.
+    pub image: Provenance,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +123,13 @@ pub enum BuildError {
     },
     #[error("a SHA-384 is pinned for {0:?}, which is not an input of this build")]
     UnknownPin(String),
+    #[error("{name} ({path}) is {found}, but the EIF is built for {wanted}")]
+    WrongArchitecture {
+        name: String,
+        path: String,
+        found: Binary,
+        wanted: Arch,
+    },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
     #[error(transparent)]
@@ -148,11 +161,25 @@ pub fn sha384_file(path: &Path) -> io::Result<String> {
     }
 }
 
-/// The EIF metadata: AWS's schema, with nothing taken from the clock or the host.
-fn metadata(spec: &BuildSpec, inputs: &[InputDigest], image_digest: &Option<String>) -> Vec<u8> {
+/// The EIF metadata: AWS's schema (`nitro-cli describe-eif` reads every field), with nothing
+/// taken from the clock or the host. `ImageName`/`ImageVersion` and `DockerInfo` describe the
+/// image as nitro-cli does (repository; image ID; a `docker inspect`-shaped summary).
+fn metadata(spec: &BuildSpec, inputs: &[InputDigest], image: &OpenedImage) -> Vec<u8> {
+    let p = &image.provenance;
+    let name = p
+        .name
+        .as_deref()
+        .and_then(crate::image::repository)
+        .unwrap_or_else(|| spec.name.clone());
+    let image_id = p.config.as_deref().map(|d| d.trim_start_matches("sha256:"));
+    let version = spec
+        .version
+        .clone()
+        .or_else(|| image_id.map(str::to_string))
+        .unwrap_or_else(|| "unversioned".into());
     let json = serde_json::json!({
-        "ImageName": spec.name,
-        "ImageVersion": spec.version,
+        "ImageName": name,
+        "ImageVersion": version,
         "BuildMetadata": {
             "BuildTime": rfc3339(u64::from(spec.image.source_date_epoch)),
             "BuildTool": env!("CARGO_PKG_NAME"),
@@ -160,13 +187,52 @@ fn metadata(spec: &BuildSpec, inputs: &[InputDigest], image_digest: &Option<Stri
             "OperatingSystem": "Linux",
             "KernelVersion": "unknown",
         },
-        "DockerInfo": null,
+        "DockerInfo": docker_info(&image.config, p),
         "CustomMetadata": {
-            "ImageDigest": image_digest,
+            "ImageDigest": image.digest,
+            "Image": p,
             "Inputs": inputs,
         },
     });
     serde_json::to_vec(&json).unwrap_or_default()
+}
+
+/// The fields of `docker inspect` an image config and its provenance can fill.
+fn docker_info(config: &ImageConfig, p: &Provenance) -> serde_json::Value {
+    let process = config.config.clone().unwrap_or_default();
+    serde_json::json!({
+        "Id": p.config,
+        "RepoTags": p.name.iter().collect::<Vec<_>>(),
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Config": {
+            "Entrypoint": process.entrypoint,
+            "Cmd": process.cmd,
+            "Env": process.env,
+            "User": process.user,
+            "WorkingDir": process.working_dir,
+        },
+    })
+}
+
+/// The platform an EIF's image must be for.
+fn platform_of(spec: &ImageSpec, arch: Arch) -> Platform {
+    spec.platform
+        .clone()
+        .unwrap_or_else(|| Platform::linux(arch.oci_name()))
+}
+
+/// Resolves the image of `spec` without reading its layers (see [`inspect_image`]).
+pub fn inspect_spec_image(spec: &ImageSpec, arch: Arch) -> Result<ImageInfo, BuildError> {
+    let platform = platform_of(spec, arch);
+    Ok(inspect_image(
+        &spec.source,
+        &Want {
+            platform: &platform,
+            reference: spec.reference.as_deref(),
+            digest: spec.digest.as_deref(),
+        },
+    )?)
 }
 
 /// Opens and flattens the image of `spec`, with the extra files injected.
@@ -175,23 +241,32 @@ pub fn open_spec_image(
     arch: Arch,
     spool_dir: &Path,
 ) -> Result<OpenedImage, BuildError> {
-    let platform = spec.platform.clone().unwrap_or_else(|| {
-        Platform::linux(match arch {
-            Arch::X86_64 => "amd64",
-            Arch::Aarch64 => "arm64",
-        })
-    });
-    let mut image = open_image(
-        &spec.source,
-        &platform,
-        spec.digest.as_deref(),
-        spool_dir,
-        spec.max_unpacked,
-    )?;
+    let platform = platform_of(spec, arch);
+    let want = Want {
+        platform: &platform,
+        reference: spec.reference.as_deref(),
+        digest: spec.digest.as_deref(),
+    };
+    let mut image = open_image(&spec.source, &want, spool_dir, spec.max_unpacked)?;
     for extra in &spec.extra_files {
         image.inject_file(&extra.dest, &extra.source, extra.mode)?;
     }
     Ok(image)
+}
+
+/// Refuses a kernel, `init` or `nsm.ko` recognizably built for another architecture than the
+/// EIF's (files it cannot identify, such as test stand-ins, pass: their pins still hold).
+fn check_blob_arch(name: &str, path: &Path, arch: Arch) -> Result<(), BuildError> {
+    let found = identify_file(path).map_err(io_err(path.display().to_string()))?;
+    match found.arch() {
+        Some(a) if a != arch => Err(BuildError::WrongArchitecture {
+            name: name.into(),
+            path: path.display().to_string(),
+            found,
+            wanted: arch,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Counts bytes for the progress callback.
@@ -219,7 +294,6 @@ pub fn build_eif(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
-    progress.stage("hashing inputs", None);
     let mut inputs = Vec::new();
     let blobs = [
         ("kernel", &spec.kernel),
@@ -231,8 +305,19 @@ pub fn build_eif(
         .extra_files
         .iter()
         .map(|e| (e.dest.as_str(), &e.source));
+    for (name, path) in blobs {
+        check_blob_arch(name, path, spec.arch)?;
+    }
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let hashed: u64 = blobs
+        .into_iter()
+        .chain(extras.clone())
+        .map(|(_, p)| size(p))
+        .sum();
+    progress.stage("hashing inputs", Some(hashed));
     for (name, path) in blobs.into_iter().chain(extras) {
         let sha384 = sha384_file(path).map_err(io_err(path.display().to_string()))?;
+        progress.advance(size(path));
         if let Some(expected) = spec.pinned_sha384.get(name) {
             if !expected.eq_ignore_ascii_case(&sha384) {
                 return Err(BuildError::PinMismatch {
@@ -267,6 +352,7 @@ pub fn build_eif(
     progress.stage("reading image", None);
     let mut image = open_spec_image(&spec.image, spec.arch, &dir)?;
     let image_digest = image.digest.clone();
+    let meta = metadata(spec, &inputs, &image);
     let total: u64 = image
         .tree
         .iter()
@@ -280,7 +366,6 @@ pub fn build_eif(
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(dir.display().to_string()))?;
     let file = tmp.as_file().try_clone().map_err(io_err("temporary EIF"))?;
     let mut kernel = File::open(&spec.kernel).map_err(io_err(spec.kernel.display().to_string()))?;
-    let meta = metadata(spec, &inputs, &image_digest);
     let output = OutputFile::new(tmp.path(), file).map_err(io_err("writing the EIF"))?;
     let mut w = EifWriter::new(output, spec.arch, &mut kernel, &spec.cmdline, &meta)?;
     w.add_ramdisk(|s| {
@@ -313,6 +398,7 @@ pub fn build_eif(
         argv: summary.argv,
         env: summary.env,
         ramdisk_entries: summary.entries,
+        image: image.provenance,
     })
 }
 

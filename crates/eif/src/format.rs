@@ -38,6 +38,23 @@ impl Arch {
             Arch::Aarch64 => FLAG_ARM64,
         }
     }
+
+    /// The OCI/Go name of the architecture (`amd64`, `arm64`), as image platforms spell it.
+    pub fn oci_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86-64",
+            Arch::Aarch64 => "aarch64",
+        })
+    }
 }
 
 /// Section kinds; numeric values are the on-disk `section_type`.
@@ -48,6 +65,18 @@ pub enum SectionType {
     Ramdisk = 3,
     Signature = 4,
     Metadata = 5,
+}
+
+impl std::fmt::Display for SectionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SectionType::Kernel => "kernel",
+            SectionType::Cmdline => "cmdline",
+            SectionType::Ramdisk => "ramdisk",
+            SectionType::Signature => "signature",
+            SectionType::Metadata => "metadata",
+        })
+    }
 }
 
 impl SectionType {

@@ -7,6 +7,7 @@
 pub mod bootstrap;
 mod build;
 pub mod cpio;
+pub mod elf;
 pub mod format;
 mod hash_thread;
 pub mod image;
@@ -19,7 +20,8 @@ mod worker;
 pub mod writer;
 
 pub use build::{
-    build_eif, open_spec_image, sha384_file, write_image_ramdisk, BuildError, BuildOutput,
-    BuildSpec, ImageSpec, InputDigest, NoProgress, Progress, SigningSpec, DEFAULT_MAX_UNPACKED,
+    build_eif, inspect_spec_image, open_spec_image, sha384_file, write_image_ramdisk, BuildError,
+    BuildOutput, BuildSpec, ImageSpec, InputDigest, NoProgress, Progress, SigningSpec,
+    DEFAULT_MAX_UNPACKED,
 };
 pub use reader::{describe, Description, SignatureCheck};

@@ -42,7 +42,7 @@ pub enum ReadError {
         offset: u64,
         size: u64,
     },
-    #[error("section {index} ({kind:?}) is {size} bytes, more than the {max} allowed")]
+    #[error("section {index} ({kind}) is {size} bytes, more than the {max} allowed")]
     SectionTooLarge {
         index: usize,
         kind: SectionType,

@@ -52,6 +52,16 @@ pub enum Algorithm {
     ES512,
 }
 
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::ES512 => "ES512",
+        })
+    }
+}
+
 impl Algorithm {
     fn cose_id(self) -> i64 {
         match self {

@@ -117,6 +117,7 @@ fn inputs() -> Inputs {
     common::write_dir(&p.join("oci"), &files);
     let spec = nitro_eif::ImageSpec {
         source: nitro_eif::image::ImageSource::OciLayout(p.join("oci")),
+        reference: None,
         platform: None,
         digest: None,
         extra_files: vec![],

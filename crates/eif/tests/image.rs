@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::*;
 use nitro_eif::image::{
-    open_image, write_customer_ramdisk, Command, ImageError, ImageSource, Platform,
+    open_image, write_customer_ramdisk, Command, ImageError, ImageSource, Platform, Want,
 };
 
 const GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -34,8 +34,11 @@ fn flatten(layers: &[&[E]]) -> Result<Vec<CpioEntry>, ImageError> {
     write_dir(dir.path(), &files);
     let mut image = open_image(
         &ImageSource::OciLayout(dir.path().into()),
-        &Platform::linux("amd64"),
-        None,
+        &Want {
+            platform: &Platform::linux("amd64"),
+            reference: None,
+            digest: None,
+        },
         dir.path(),
         1 << 30,
     )?;
@@ -210,7 +213,16 @@ fn build_from(
     spool: &Path,
     pinned: Option<&str>,
 ) -> Result<Vec<CpioEntry>, ImageError> {
-    let mut image = open_image(&source, &Platform::linux("amd64"), pinned, spool, 1 << 30)?;
+    let mut image = open_image(
+        &source,
+        &Want {
+            platform: &Platform::linux("amd64"),
+            reference: None,
+            digest: pinned,
+        },
+        spool,
+        1 << 30,
+    )?;
     let mut out = Vec::new();
     write_customer_ramdisk(&mut image, &Command::default(), 0, &mut out)?;
     Ok(parse_newc(&out))
@@ -306,8 +318,11 @@ fn platform_selection_and_digest_checks() {
     let open = |p: &str| {
         open_image(
             &ImageSource::OciLayout(dir.path().into()),
-            &Platform::linux(p),
-            None,
+            &Want {
+                platform: &Platform::linux(p),
+                reference: None,
+                digest: None,
+            },
             dir.path(),
             1 << 30,
         )
@@ -357,8 +372,11 @@ fn open_single_layer(raw: Vec<u8>, budget: u64) -> Result<Vec<CpioEntry>, ImageE
     write_dir(dir.path(), &files);
     let mut image = open_image(
         &ImageSource::OciLayout(dir.path().into()),
-        &Platform::linux("amd64"),
-        None,
+        &Want {
+            platform: &Platform::linux("amd64"),
+            reference: None,
+            digest: None,
+        },
         dir.path(),
         budget,
     )?;
@@ -419,17 +437,23 @@ fn rootfs_dir_source_normalizes_owners() {
     assert!(matches!(
         open_image(
             &ImageSource::RootfsDir(root.clone()),
-            &Platform::linux("amd64"),
-            Some(&pinned),
+            &Want {
+                platform: &Platform::linux("amd64"),
+                reference: None,
+                digest: Some(&pinned)
+            },
             dir.path(),
-            1 << 30
+            1 << 30,
         ),
         Err(ImageError::PinnedDigestNotFound(_))
     ));
     let mut image = open_image(
         &ImageSource::RootfsDir(root),
-        &Platform::linux("amd64"),
-        None,
+        &Want {
+            platform: &Platform::linux("amd64"),
+            reference: None,
+            digest: None,
+        },
         dir.path(),
         1 << 30,
     )
@@ -465,8 +489,11 @@ fn oci_config_diff_ids_are_checked_for_plain_and_compressed_layers() {
             write_dir(dir.path(), &files);
             open_image(
                 &ImageSource::OciLayout(dir.path().into()),
-                &Platform::linux("amd64"),
-                None,
+                &Want {
+                    platform: &Platform::linux("amd64"),
+                    reference: None,
+                    digest: None,
+                },
                 dir.path(),
                 1 << 30,
             )
@@ -504,8 +531,11 @@ fn layers_indexed_in_parallel_report_the_first_failing_layer() {
     for _ in 0..20 {
         match open_image(
             &ImageSource::LayerTars(paths.clone()),
-            &Platform::linux("amd64"),
-            None,
+            &Want {
+                platform: &Platform::linux("amd64"),
+                reference: None,
+                digest: None,
+            },
             dir.path(),
             1 << 30,
         ) {
@@ -529,8 +559,11 @@ fn unpacked_size_budget_covers_all_layers_together() {
     let open = |max: u64| {
         open_image(
             &ImageSource::LayerTars(paths.clone()),
-            &Platform::linux("amd64"),
-            None,
+            &Want {
+                platform: &Platform::linux("amd64"),
+                reference: None,
+                digest: None,
+            },
             dir.path(),
             max,
         )

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command as Cmd;
 
-use nitro_eif::image::{open_image, write_customer_ramdisk, Command, ImageSource, Platform};
+use nitro_eif::image::{open_image, write_customer_ramdisk, Command, ImageSource, Platform, Want};
 
 fn umoci(dir: &Path, args: &[&str]) {
     let status = Cmd::new("umoci")
@@ -105,7 +105,17 @@ fn umoci_image_flattens_like_umoci_unpack() {
         ImageSource::OciLayout(d.join("L")),
         ImageSource::OciArchive(d.join("l.tar")),
     ] {
-        let mut image = open_image(&source, &Platform::linux("amd64"), None, d, 1 << 30).unwrap();
+        let mut image = open_image(
+            &source,
+            &Want {
+                platform: &Platform::linux("amd64"),
+                reference: None,
+                digest: None,
+            },
+            d,
+            1 << 30,
+        )
+        .unwrap();
         let mut out = Vec::new();
         let summary = write_customer_ramdisk(&mut image, &Command::default(), 0, &mut out).unwrap();
         assert_eq!(summary.argv, ["/bin/app", "serve"]);

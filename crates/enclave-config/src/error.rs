@@ -24,6 +24,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: larger than {} KiB: refused unread (an enclave.yaml is a few KiB; is this the right file?)", path.display(), crate::MAX_CONFIG_BYTES >> 10)]
+    TooLarge { path: PathBuf },
     #[error("{}", render(file, diagnostics))]
     Invalid {
         file: String,
@@ -36,25 +38,28 @@ impl ConfigError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             ConfigError::Invalid { diagnostics, .. } => diagnostics,
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::TooLarge { .. } => &[],
         }
     }
 }
 
+/// One line per problem, as gcc and rustc print them (`FILE:LINE:COLUMN: error: …`, which editors
+/// and CI annotators parse), then a count.
 fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
     let mut out = String::new();
-    for (i, d) in diagnostics.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.push_str(&format!("{file}:{}: {}: {}", d.pos, d.path, d.message));
+    for d in diagnostics {
+        out.push_str(&format!(
+            "{file}:{}: error: {}: {}",
+            d.pos, d.path, d.message
+        ));
         if let Some(h) = &d.hint {
             out.push_str(&format!(" ({h})"));
         }
+        out.push('\n');
     }
     let n = diagnostics.len();
     out.push_str(&format!(
-        "\n{n} error{} in {file}",
+        "error: {n} error{} in {file}",
         if n == 1 { "" } else { "s" }
     ));
     out

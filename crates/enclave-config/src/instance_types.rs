@@ -13,6 +13,15 @@ pub enum Arch {
     Arm64,
 }
 
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        })
+    }
+}
+
 /// What the validator needs to know about one instance type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct InstanceShape {
@@ -121,7 +130,7 @@ pub enum UnsupportedType {
     },
     #[error("`{size}` is not a size of the {family} family")]
     UnknownSize { family: String, size: String },
-    #[error("{ty} has {vcpus} vCPU(s); Nitro Enclaves need at least {min} on {arch:?} instances")]
+    #[error("{ty} has {vcpus} vCPU(s); Nitro Enclaves need at least {min} on {arch} instances")]
     TooSmall {
         ty: String,
         vcpus: u32,

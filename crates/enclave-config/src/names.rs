@@ -37,28 +37,6 @@ pub fn check_account(account: &str) -> Result<(), String> {
     }
 }
 
-/// Region names as AWS forms them: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `cn-north-1`.
-pub fn check_region(region: &str) -> Result<(), String> {
-    let parts: Vec<&str> = region.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts[0].len() == 2
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{region}` is not an AWS region name (e.g. us-east-1)"
-        ))
-    }
-}
-
 /// The ARN partition of a region.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -177,18 +155,69 @@ fn abbreviate(s: &str) -> String {
     }
 }
 
-/// Tag keys and values as EC2/CloudFormation accept them; `aws:` is reserved.
+/// Tags per resource AWS accepts (EC2, S3, IAM, KMS, CloudFormation alike).
+pub const MAX_TAGS: usize = 50;
+
+/// Tag keys and values as every tagged service accepts them: keys 1–128 and values 0–256
+/// Unicode characters of letters, digits, spaces and `_ . : / = + - @`; `aws:` is reserved.
 pub fn check_tag(key: &str, value: &str) -> Result<(), String> {
-    if key.is_empty() || key.len() > 128 {
-        return Err("tag keys must be 1–128 characters".into());
+    let keys = key.chars().count();
+    if keys == 0 || keys > 128 {
+        return Err(format!("tag keys must be 1–128 characters, got {keys}"));
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
         return Err("tag keys beginning with `aws:` are reserved".into());
     }
-    if value.len() > 256 {
-        return Err("tag values must be at most 256 characters".into());
+    let values = value.chars().count();
+    if values > 256 {
+        return Err(format!(
+            "tag values must be at most 256 characters, got {values}"
+        ));
+    }
+    for (what, text) in [("key", key), ("value", value)] {
+        if let Some(bad) = text.chars().find(|c| !is_tag_char(*c)) {
+            return Err(format!(
+                "tag {what} `{}` contains {bad:?}: AWS allows letters, digits, spaces and `_ . : / = + - @`",
+                abbreviate(text)
+            ));
+        }
     }
     Ok(())
+}
+
+/// `[\p{L}\p{Z}\p{N}_.:/=+\-@]`, the character class of AWS's tag pattern.
+fn is_tag_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        || (c.is_whitespace() && !c.is_control())
+        || "_.:/=+-@".contains(c)
+}
+
+/// An IPv4 CIDR block as the inclusive address range it covers (`check_cidr` must accept it).
+pub fn cidr_range(cidr: &str) -> Option<(u32, u32)> {
+    let (addr, len) = cidr.split_once('/')?;
+    let addr = u32::from(addr.parse::<std::net::Ipv4Addr>().ok()?);
+    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+    let host = if len == 0 {
+        u32::MAX
+    } else {
+        (1u64 << (32 - len)) as u32 - 1
+    };
+    Some((addr & !host, addr | host))
+}
+
+/// Whether the blocks together cover every IPv4 address (`0.0.0.0/1` + `128.0.0.0/1` is `/0`).
+pub fn covers_everything(cidrs: &[String]) -> bool {
+    let mut ranges: Vec<(u32, u32)> = cidrs.iter().filter_map(|c| cidr_range(c)).collect();
+    ranges.sort_unstable();
+    let mut next: u64 = 0;
+    for (lo, hi) in ranges {
+        if u64::from(lo) > next {
+            return false;
+        }
+        next = next.max(u64::from(hi) + 1);
+    }
+    next > u64::from(u32::MAX)
 }
 
 #[cfg(test)]
@@ -217,7 +246,36 @@ mod tests {
         assert!(check_ssm_name("/app/db-password").is_ok());
         assert!(check_ssm_name("/aws/x").is_err());
         assert_eq!(partition("cn-north-1"), "aws-cn");
-        assert!(check_region("us-east-1").is_ok());
-        assert!(check_region("useast1").is_err());
+    }
+
+    #[test]
+    fn tags_follow_aws_rules() {
+        assert!(check_tag("team", "platform").is_ok());
+        assert!(check_tag("cost-center/é", "Ünïcode ok = +@:").is_ok());
+        assert!(
+            check_tag("a", &"é".repeat(256)).is_ok(),
+            "lengths count characters"
+        );
+        assert!(check_tag("a", &"é".repeat(257)).is_err());
+        assert!(check_tag("owner", "a,b").is_err());
+        assert!(check_tag("owner", "tab\there").is_err());
+        assert!(check_tag("AWS:x", "v").is_err());
+        assert!(check_tag("", "v").is_err());
+    }
+
+    #[test]
+    fn cidr_unions() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(covers_everything(&v(&["0.0.0.0/0"])));
+        assert!(covers_everything(&v(&["128.0.0.0/1", "0.0.0.0/1"])));
+        assert!(covers_everything(&v(&[
+            "0.0.0.0/2",
+            "64.0.0.0/2",
+            "128.0.0.0/1"
+        ])));
+        assert!(!covers_everything(&v(&["0.0.0.0/1", "128.0.0.0/2"])));
+        assert!(!covers_everything(&v(&["10.0.0.0/8"])));
+        assert!(!covers_everything(&[]));
+        assert_eq!(cidr_range("10.0.0.0/8"), Some((0x0a00_0000, 0x0aff_ffff)));
     }
 }

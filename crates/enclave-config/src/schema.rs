@@ -17,7 +17,7 @@ pub struct Config {
     /// The 12-digit AWS account id the stack is deployed to.
     pub account: String,
     /// Production deployments refuse debug enclaves and debug (all-zero) PCRs.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "core_bool")]
     pub production: bool,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -53,6 +53,9 @@ pub struct Instance {
     pub network: Network,
     #[serde(default)]
     pub ingress: Vec<Ingress>,
+    /// The Network Load Balancer in front of an Auto Scaling group (`count > 1`).
+    #[serde(default)]
+    pub load_balancer: LoadBalancer,
     #[serde(default = "default_root_volume_gib")]
     pub root_volume_gib: u32,
     /// SSH is off unless a key pair is named; SSM Session Manager is the default way in.
@@ -61,15 +64,50 @@ pub struct Instance {
 }
 
 /// Where the instances live: an existing VPC and subnets, or a VPC the stack creates.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     pub vpc_id: Option<String>,
     #[serde(default)]
     pub subnet_ids: Vec<String>,
-    /// CIDR of the VPC the stack creates when `vpc_id` is not given.
-    #[serde(default = "default_vpc_cidr")]
-    pub vpc_cidr: String,
+    /// CIDR of the VPC the stack creates when `vpc_id` is not given; with `vpc_id`, the existing
+    /// VPC's CIDR (NLB health checks come from its addresses, so the instances admit it).
+    pub vpc_cidr: Option<String>,
+}
+
+impl Network {
+    /// The VPC's CIDR: as configured, else the default of a created VPC.
+    pub fn vpc_cidr(&self) -> &str {
+        self.vpc_cidr.as_deref().unwrap_or(DEFAULT_VPC_CIDR)
+    }
+}
+
+/// The Network Load Balancer of an Auto Scaling group.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    #[serde(default)]
+    pub scheme: Scheme,
+}
+
+/// Who can reach the load balancer: the internet (public subnets), or only the VPC and what is
+/// routed to it (private subnets, peering, VPN).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    #[default]
+    InternetFacing,
+    Internal,
+}
+
+impl Scheme {
+    /// The value of `AWS::ElasticLoadBalancingV2::LoadBalancer.Scheme`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::InternetFacing => "internet-facing",
+            Scheme::Internal => "internal",
+        }
+    }
 }
 
 /// A port the instances accept traffic on (forwarded to the enclave by the supervisor).
@@ -98,7 +136,7 @@ pub struct Enclave {
     #[serde(default = "default_cid")]
     pub cid: u32,
     /// Debug enclaves attest all-zero PCRs; refused when `production: true`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "core_bool")]
     pub debug: bool,
 }
 
@@ -106,7 +144,8 @@ pub struct Enclave {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
-    /// `docker-archive:PATH`, `oci-archive:PATH`, `oci:DIR` or `rootfs:DIR`.
+    /// `docker-archive:PATH[:REF]`, `oci-archive:PATH[:REF]`, `oci:DIR[:REF]` or `rootfs:DIR`
+    /// (see [`crate::ImageRef`]).
     pub source: String,
     /// Pinned manifest digest (`sha256:…`), checked when given.
     pub digest: Option<String>,
@@ -157,7 +196,7 @@ pub struct Kms {
     #[serde(default)]
     pub writers: Vec<String>,
     /// Explicitly deny Decrypt to anything but the released enclaves.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "core_bool")]
     pub deny_unattested: bool,
     #[serde(default = "default_pending_window_days")]
     pub pending_window_days: u32,
@@ -214,16 +253,6 @@ pub struct Logging {
     /// CloudWatch Logs retention of the stack's log group.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
-}
-
-impl Default for Network {
-    fn default() -> Self {
-        Network {
-            vpc_id: None,
-            subnet_ids: Vec::new(),
-            vpc_cidr: default_vpc_cidr(),
-        }
-    }
 }
 
 impl Default for Kms {
@@ -283,6 +312,8 @@ pub const DEFAULT_AMI_X86_64: &str =
     "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 pub const DEFAULT_AMI_ARM64: &str =
     "ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64";
+/// CIDR of a created VPC when `instance.network.vpc_cidr` is not given.
+pub const DEFAULT_VPC_CIDR: &str = "10.80.0.0/16";
 /// Where `aws-nitro-enclaves-cli` installs the kernel blobs.
 pub const DEFAULT_BLOBS_DIR: &str = "/usr/share/nitro_enclaves/blobs";
 /// The kernel blobs an EIF is built from.
@@ -293,9 +324,6 @@ fn default_count() -> u32 {
 }
 fn default_root_volume_gib() -> u32 {
     30
-}
-fn default_vpc_cidr() -> String {
-    "10.80.0.0/16".to_string()
 }
 fn default_protocol() -> String {
     "tcp".to_string()
@@ -335,4 +363,21 @@ fn default_log_format() -> String {
 }
 fn default_retention_days() -> u32 {
     30
+}
+
+/// Booleans as YAML 1.2's core schema has them: plain `true`/`false` (any case form the schema
+/// allows) and nothing else — not `yes`/`on`/`y` (YAML 1.1) and not quoted strings, which a
+/// reader of the file would take for text.
+fn core_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct CoreBool;
+    impl serde::de::Visitor<'_> for CoreBool {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("true or false")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+    }
+    d.deserialize_any(CoreBool)
 }

@@ -97,7 +97,7 @@ fn is_plain_key(k: &str) -> bool {
 }
 
 /// Positions of every node of the first document, by key path.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     nodes: HashMap<KeyPath, Node>,
 }

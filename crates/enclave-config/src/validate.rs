@@ -4,8 +4,10 @@
 use std::collections::BTreeSet;
 
 use super::error::{did_you_mean, Diagnostic};
+use super::image_ref::{ImageRef, Transport};
 use super::instance_types::{self, Arch, UnsupportedType};
 use super::names;
+use super::regions;
 use super::schema::{Config, BLOB_NAMES};
 use super::source::{KeyPath, Pos, SourceMap};
 
@@ -20,6 +22,10 @@ const RETENTION_DAYS: [u32; 22] = [
 /// The parent keeps at least this much for the OS, the supervisor and vsock proxies.
 const PARENT_MIN_MIB: u64 = 1024;
 const PARENT_MIN_VCPUS: u32 = 2;
+/// Tags nitro-provision adds to every resource (`managed-by`, `nitro-provision:deployment`).
+const OWN_TAGS: usize = 2;
+/// Listeners per Network Load Balancer (the default quota; one per ingress port).
+const MAX_LISTENERS: usize = 50;
 
 /// Turns a deserialization error into a diagnostic at its key path, with a suggestion for
 /// misspelled keys.
@@ -59,6 +65,13 @@ pub fn from_serde(e: &serde_saphyr::Error, map: &SourceMap) -> Diagnostic {
             hint,
         };
     }
+    // A value of the wrong type is pointed at itself, not at its key.
+    let about_key = message.starts_with("unknown key") || message.starts_with("duplicate");
+    let pos = if !about_key && map.key_pos(&path) == Some(pos) {
+        map.value_pos(&path)
+    } else {
+        pos
+    };
     Diagnostic {
         pos,
         path,
@@ -90,11 +103,58 @@ fn explain_serde_message(message: &str) -> (String, Option<String>) {
             return (format!("expected {what}"), None);
         }
     }
+    if let Some(got) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|r| r.strip_suffix(", expected true or false"))
+    {
+        return (
+            format!("expected true or false, got {got}"),
+            Some("booleans are YAML 1.2's plain true/false: not yes/no/on/off, not quoted".into()),
+        );
+    }
+    if message.contains("expected true or false") || message.contains("boolean") {
+        return (
+            "expected true or false".into(),
+            Some("booleans are YAML 1.2's plain true/false: not yes/no/on/off, not quoted".into()),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((value, expected)) = rest.split_once('`') {
+            let expected = expected_names(expected);
+            let hint = match did_you_mean(value, expected.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("expected one of: {}", expected.join(", ")),
+            };
+            return (format!("`{value}` is not allowed here"), Some(hint));
+        }
+    }
     if let Some(field) = message
         .strip_prefix("missing field `")
         .and_then(|r| r.strip_suffix('`'))
     {
         return (format!("missing required key `{field}`"), None);
+    }
+    plain_parser_message(message)
+}
+
+/// The YAML parser's own messages, without its option and type names (`DuplicateKeyPolicy`,
+/// `Option<String>`, `ignore_binary_tag_for_string`), which mean nothing to someone editing enclave.yaml.
+fn plain_parser_message(message: &str) -> (String, Option<String>) {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key") {
+        let key = rest.split(", set ").next().unwrap_or_default();
+        return (
+            format!("duplicate mapping key{key}"),
+            Some("each key may appear once in a mapping".into()),
+        );
+    }
+    if message.starts_with("cannot deserialize null into string") {
+        return ("expected a string, got nothing (null)".into(), None);
+    }
+    if message.starts_with("!!binary scalar is not valid UTF-8") {
+        return (
+            "a !!binary value that is not UTF-8 text cannot be a string".into(),
+            None,
+        );
     }
     (message.to_string(), None)
 }
@@ -154,8 +214,19 @@ pub fn check(c: &Config, map: &SourceMap) -> Vec<Diagnostic> {
         out: Vec::new(),
     };
     k.check(&p("name"), names::check_deployment_name(&c.name));
-    k.check(&p("region"), names::check_region(&c.region));
+    check_region(&mut k, c);
     k.check(&p("account"), names::check_account(&c.account));
+    if c.tags.len() + OWN_TAGS > names::MAX_TAGS {
+        k.err(
+            &p("tags"),
+            format!(
+                "{} tags: AWS allows {} per resource and nitro-provision adds {OWN_TAGS}",
+                c.tags.len(),
+                names::MAX_TAGS
+            ),
+            Some(format!("at most {}", names::MAX_TAGS - OWN_TAGS)),
+        );
+    }
     for (key, value) in &c.tags {
         let path = p("tags").key(key);
         k.check(&path, names::check_tag(key, value));
@@ -173,8 +244,57 @@ pub fn check(c: &Config, map: &SourceMap) -> Vec<Diagnostic> {
     check_kms(&mut k, c);
     check_secrets(&mut k, c);
     check_services(&mut k, c);
+    check_partitions(&mut k, c);
     k.out.sort_by_key(|d| d.pos);
     k.out
+}
+
+fn check_region(k: &mut Checker, c: &Config) {
+    if regions::partition_of(&c.region).is_none() {
+        let hint = match did_you_mean(&c.region, regions::names()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "e.g. us-east-1, eu-west-1, cn-north-1, us-gov-west-1".into(),
+        };
+        k.err(
+            &p("region"),
+            format!("`{}` is not an AWS region", c.region),
+            Some(hint),
+        );
+    }
+}
+
+/// Every ARN must be in the region's partition: `arn:aws:` principals do not exist in China or
+/// GovCloud, and the reverse.
+fn check_partitions(k: &mut Checker, c: &Config) {
+    let Some(partition) = regions::partition_of(&c.region) else {
+        return;
+    };
+    let mut arns: Vec<(KeyPath, &str)> = Vec::new();
+    for (list, name) in [(&c.kms.admins, "admins"), (&c.kms.writers, "writers")] {
+        for (n, arn) in list.iter().enumerate() {
+            arns.push((p("kms").key(name).index(n), arn));
+        }
+    }
+    for (n, h) in c.kms.key_holders.iter().enumerate() {
+        let path = p("kms.key_holders").index(n);
+        arns.push((path.key("admin"), &h.admin));
+        if let Some(key) = h.key.as_deref().filter(|k| k.starts_with("arn:")) {
+            arns.push((path.key("key"), key));
+        }
+    }
+    for (path, arn) in arns {
+        match arn.split(':').nth(1) {
+            Some(found) if found != partition => k.err(
+                &path,
+                format!(
+                    "`{arn}` is in partition `{found}`, but {} is in `{partition}`",
+                    c.region
+                ),
+                Some(format!("write arn:{partition}:…")),
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
@@ -254,25 +374,20 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
     if i.count > 1 && net.vpc_id.is_some() && net.subnet_ids.len() < 2 {
         k.err(&p("instance.network.subnet_ids"), "an Auto Scaling group behind a load balancer needs subnets in at least 2 availability zones", None);
     }
-    match names::check_cidr(&net.vpc_cidr) {
-        Err(m) => k.err(&p("instance.network.vpc_cidr"), m, None),
-        Ok(()) => {
-            let len: u32 = net
-                .vpc_cidr
-                .rsplit('/')
-                .next()
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0);
-            if !(16..=24).contains(&len) {
-                k.err(
-                    &p("instance.network.vpc_cidr"),
-                    "the created VPC's prefix must be /16 to /24 (it is split into two subnets)",
-                    None,
-                );
-            }
-        }
-    }
+    check_vpc_cidr(k, c);
     let mut ports = BTreeSet::new();
+    let mut listener_ports = BTreeSet::new();
+    let load_balanced = i.count > 1;
+    if load_balanced && i.ingress.len() > MAX_LISTENERS {
+        k.err(
+            &p("instance.ingress"),
+            format!(
+                "{} ports: a Network Load Balancer has at most {MAX_LISTENERS} listeners (one per port)",
+                i.ingress.len()
+            ),
+            None,
+        );
+    }
     for (n, ing) in i.ingress.iter().enumerate() {
         let path = p("instance.ingress").index(n);
         if ing.port == 0 {
@@ -283,6 +398,15 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
                 &path.key("port"),
                 format!("port {} is listed twice", ing.port),
                 None,
+            );
+        } else if load_balanced && !listener_ports.insert(ing.port) {
+            k.err(
+                &path.key("port"),
+                format!(
+                    "port {} is listed for tcp and udp: a load balancer has one listener per port",
+                    ing.port
+                ),
+                Some("use different ports".into()),
             );
         }
         if ing.port == c.supervisor.port {
@@ -313,6 +437,17 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
             k.check(&path.key("cidrs").index(m), names::check_cidr(cidr));
         }
     }
+    // An NLB health-checks UDP target groups over TCP: through a TCP port of the same instances.
+    let has_tcp = i.ingress.iter().any(|ing| ing.protocol == "tcp");
+    if load_balanced && !has_tcp {
+        if let Some(n) = i.ingress.iter().position(|ing| ing.protocol == "udp") {
+            k.err(
+                &p("instance.ingress").index(n).key("protocol"),
+                "behind a load balancer, UDP ports are health-checked through a TCP port, and there is none",
+                Some("add a TCP ingress port the application answers on".into()),
+            );
+        }
+    }
     if !(8..=16384).contains(&i.root_volume_gib) {
         k.err(
             &p("instance.root_volume_gib"),
@@ -329,18 +464,61 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
             );
         }
         for (m, cidr) in ssh.cidrs.iter().enumerate() {
-            let path = p("instance.ssh.cidrs").index(m);
-            k.check(&path, names::check_cidr(cidr));
-            if c.production && cidr.ends_with("/0") {
-                k.err(
-                    &path,
-                    "SSH open to the whole internet is refused in production",
-                    Some("use SSM Session Manager, or a narrow CIDR".into()),
-                );
-            }
+            k.check(&p("instance.ssh.cidrs").index(m), names::check_cidr(cidr));
+        }
+        if c.production && names::covers_everything(&ssh.cidrs) {
+            let path = match ssh.cidrs.iter().position(|c| c.ends_with("/0")) {
+                Some(m) => p("instance.ssh.cidrs").index(m),
+                None => p("instance.ssh.cidrs"),
+            };
+            k.err(
+                &path,
+                "SSH open to the whole internet is refused in production (together these CIDRs cover every address)",
+                Some("use SSM Session Manager, or a narrow CIDR".into()),
+            );
         }
     }
     shape.map(|s| (s.arch, s.vcpus, s.memory_mib))
+}
+
+/// A created VPC is split into two subnets (/16–/24); an existing VPC's CIDR is needed when a
+/// load balancer health-checks the instances from it, and must be a VPC's size (/16–/28).
+fn check_vpc_cidr(k: &mut Checker, c: &Config) {
+    let i = &c.instance;
+    let net = &i.network;
+    let existing = net.vpc_id.is_some();
+    let health_checked = i.count > 1 && !i.ingress.is_empty();
+    let Some(cidr) = net.vpc_cidr.as_deref() else {
+        if existing && health_checked {
+            k.err(
+                &p("instance.network.vpc_id"),
+                "behind a load balancer, an existing VPC needs `vpc_cidr` (its CIDR block): the instances admit the load balancer's health checks from it",
+                Some(format!(
+                    "aws ec2 describe-vpcs --vpc-ids {} --query 'Vpcs[0].CidrBlock'",
+                    net.vpc_id.as_deref().unwrap_or("vpc-…")
+                )),
+            );
+        }
+        return;
+    };
+    let path = p("instance.network.vpc_cidr");
+    if let Err(m) = names::check_cidr(cidr) {
+        return k.err(&path, m, None);
+    }
+    let len: u32 = cidr
+        .rsplit('/')
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    if !existing && !(16..=24).contains(&len) {
+        k.err(
+            &path,
+            "the created VPC's prefix must be /16 to /24 (it is split into two subnets)",
+            None,
+        );
+    } else if existing && !(16..=28).contains(&len) {
+        k.err(&path, "a VPC's prefix is /16 to /28", None);
+    }
 }
 
 fn is_aws_id(id: &str, prefix: &str) -> bool {
@@ -412,36 +590,14 @@ fn check_enclave(k: &mut Checker, c: &Config, shape: Option<(Arch, u32, u64)>) {
 
 fn check_image(k: &mut Checker, c: &Config) {
     let img = &c.image;
-    const KINDS: [&str; 4] = ["docker-archive", "oci-archive", "oci", "rootfs"];
-    match img.source.split_once(':') {
-        Some((kind, path)) if KINDS.contains(&kind) => {
-            if path.is_empty() {
-                k.err(&p("image.source"), format!("`{kind}:` needs a path"), None);
-            }
-            if kind == "rootfs" && img.digest.is_some() {
-                k.err(
-                    &p("image.digest"),
-                    "a rootfs directory has no manifest digest to pin",
-                    None,
-                );
-            }
-        }
-        Some((kind, _)) => k.err(
-            &p("image.source"),
-            format!("unknown image source kind `{kind}`"),
-            Some(match did_you_mean(kind, KINDS) {
-                Some(s) => format!("did you mean `{s}:`?"),
-                None => format!(
-                    "expected one of {}",
-                    KINDS.map(|k| format!("{k}:")).join(", ")
-                ),
-            }),
+    match ImageRef::parse(&img.source) {
+        Err(e) => k.err(&p("image.source"), e.message, e.hint),
+        Ok(r) if r.transport == Transport::Rootfs && img.digest.is_some() => k.err(
+            &p("image.digest"),
+            "a rootfs directory has no manifest digest to pin",
+            None,
         ),
-        None => k.err(
-            &p("image.source"),
-            format!("`{}` has no kind", img.source),
-            Some("write docker-archive:PATH, oci-archive:PATH, oci:DIR or rootfs:DIR".into()),
-        ),
+        Ok(_) => {}
     }
     if let Some(d) = &img.digest {
         let ok = d
@@ -459,9 +615,26 @@ fn check_image(k: &mut Checker, c: &Config) {
         if cmd.first().is_none_or(|a| a.is_empty()) {
             k.err(&p("image.cmd"), "must name a program to run", None);
         }
+        for (n, arg) in cmd.iter().enumerate() {
+            k.check(&p("image.cmd").index(n), init_line(arg));
+        }
     }
-    for name in img.env.keys() {
-        k.check(&p("image.env").key(name), names::check_env_name(name));
+    for (name, value) in &img.env {
+        let path = p("image.env").key(name);
+        if let Err(m) = names::check_env_name(name) {
+            k.err_key(&path, m, None);
+        }
+        k.check(&path, init_line(value));
+    }
+    if img.source_date_epoch > u64::from(u32::MAX) {
+        k.err(
+            &p("image.source_date_epoch"),
+            format!(
+                "{} is past 2106: cpio stores 32-bit times",
+                img.source_date_epoch
+            ),
+            Some(format!("at most {}", u32::MAX)),
+        );
     }
     for (name, digest) in &img.blobs.sha384 {
         let path = p("image.blobs.sha384").key(name);
@@ -483,6 +656,17 @@ fn check_image(k: &mut Checker, c: &Config) {
                 Some(format!("`sha384sum {}/{blob}`", img.blobs.dir.display())),
             );
         }
+    }
+}
+
+/// Arguments and environment values reach the enclave as lines of init's `cmd` and `env`
+/// files, and then as C strings: a newline would split one, a NUL cut it short.
+fn init_line(value: &str) -> Result<(), String> {
+    match value.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
+        Some(c) => Err(format!(
+            "contains {c:?}: the enclave's init reads one value per line, as a C string"
+        )),
+        None => Ok(()),
     }
 }
 

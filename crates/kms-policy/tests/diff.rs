@@ -276,7 +276,7 @@ fn pcr0_rotation_diff_text() {
     + StringNotEqualsIgnoreCase kms:RecipientAttestation:PCR0 value {p33}   [BROADENING]
 + statement EnclaveRelease3333333333333333 (Allow)   [BROADENING]
 +     Principal {ENCLAVE_ROLE}
-+     Action kms:Decrypt, kms:GenerateDataKey, kms:GenerateRandom
++     Action kms:Decrypt, kms:GenerateDataKey
 +     Resource *
 +     StringEqualsIgnoreCase kms:RecipientAttestation:PCR0 = {p33}
 +     StringEqualsIgnoreCase kms:RecipientAttestation:PCR1 = {p22}
@@ -304,7 +304,7 @@ fn pcr8_rotation_diff_text() {
         "1 change(s): 1 broadening, 0 narrowing
 + statement EnclaveRelease1111111111111111Signer99999999 (Allow)   [BROADENING]
 +     Principal {ENCLAVE_ROLE}
-+     Action kms:Decrypt, kms:GenerateDataKey, kms:GenerateRandom
++     Action kms:Decrypt, kms:GenerateDataKey
 +     Resource *
 +     StringEqualsIgnoreCase kms:RecipientAttestation:PCR0 = {p11}
 +     StringEqualsIgnoreCase kms:RecipientAttestation:PCR8 = {p99}
@@ -327,7 +327,7 @@ fn dropping_the_old_release_is_narrowing_only() {
     - StringNotEqualsIgnoreCase kms:RecipientAttestation:PCR0 value {p11}   [narrowing]
 - statement EnclaveRelease1111111111111111 (Allow)   [narrowing]
 -     Principal {ENCLAVE_ROLE}
--     Action kms:Decrypt, kms:GenerateDataKey, kms:GenerateRandom
+-     Action kms:Decrypt, kms:GenerateDataKey
 -     Resource *
 -     StringEqualsIgnoreCase kms:RecipientAttestation:PCR0 = {p11}
 "

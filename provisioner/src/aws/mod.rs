@@ -68,12 +68,27 @@ impl AwsError {
                 (Some(code), Some(msg)) => format!("{code}: {msg}"),
                 (Some(code), None) => code.to_string(),
                 // No code: the service answered with something unmodelled (e.g. an HTTP 500).
-                _ => format!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e)),
+                _ => causes(&e),
             },
-            None => format!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(&e)),
+            None => causes(&e),
         };
         AwsError::Call { operation, message }
     }
+}
+
+/// An error and its causes in words, `a: b: c`, each said once. (The SDK's
+/// `DisplayErrorContext` appends its Debug form, `DispatchFailure(ConnectorError { … })`.)
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 impl Aws {

@@ -41,6 +41,9 @@ pub fn run(ctx: &Context, args: &ApplyArgs) -> anyhow::Result<Exit> {
                     adopt_stack: args.adopt_stack,
                 };
                 let online = online_plan::plan(&loaded, prepared, &aws, &aws_args, opts).await?;
+                for w in &online.plan.warnings {
+                    ctx.warn(w);
+                }
                 print!("{}", to_text(&online.plan, &ctx.style));
                 if !online.plan.has_changes() {
                     println!("Nothing to apply.");

@@ -11,22 +11,32 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> anyhow::Result<Exit> {
     let built = crate::build::build(&loaded, &args.out, &progress);
     progress.finish();
     let built = built?;
-    println!("{}", built.eif.display());
-    println!("  size     {} bytes", built.eif_size);
-    println!("  sha384   {}", built.eif_sha384);
-    for (i, pcr) in crate::build::pcr_map(&built.measurements) {
-        println!("  PCR{i:<6} {pcr}");
-    }
-    println!(
-        "  measurements  {}",
-        args.out.join("measurements.json").display()
-    );
-    println!(
-        "  manifest      {}",
-        args.out.join("build-manifest.json").display()
-    );
     if built.standin {
-        eprintln!("{}", ctx.style.warn(&format!("warning: {STANDIN_WARNING}")));
+        ctx.warn(STANDIN_WARNING);
     }
+    if args.json {
+        // What `nitro-cli build-enclave` prints (and measurements.json holds).
+        println!("{}", built.measurements.to_json());
+        return Ok(Exit::Success);
+    }
+    println!("{}", built.eif.display());
+    row("size", &format!("{} bytes", built.eif_size));
+    row("sha384", &built.eif_sha384);
+    for (i, pcr) in crate::build::pcr_map(&built.measurements) {
+        row(&format!("PCR{i}"), &pcr);
+    }
+    row(
+        "measurements",
+        &args.out.join("measurements.json").display().to_string(),
+    );
+    row(
+        "manifest",
+        &args.out.join("build-manifest.json").display().to_string(),
+    );
     Ok(Exit::Success)
+}
+
+/// One line of the summary, values aligned in one column.
+fn row(label: &str, value: &str) {
+    println!("  {label:<13} {value}");
 }

@@ -25,6 +25,7 @@ pub enum EifCommand {
 
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
+    /// The EIF file to read.
     #[arg(value_name = "EIF")]
     pub eif: PathBuf,
     /// nitro-cli-compatible JSON.
@@ -48,38 +49,49 @@ pub struct RamdiskArgs {
     /// The bootstrap ramdisk (init + nsm.ko from --blobs), byte-identical to nitro-cli's.
     #[arg(long, requires = "blobs", conflicts_with = "image")]
     pub bootstrap: bool,
+    /// Directory holding the kernel blobs (init, nsm.ko) for --bootstrap.
     #[arg(long, value_name = "DIR")]
     pub blobs: Option<PathBuf>,
-    /// An image source (docker-archive:PATH, oci-archive:PATH, oci:DIR, rootfs:DIR).
+    /// An image source as in enclave.yaml (docker-archive:PATH[:NAME:TAG|:@N],
+    /// oci-archive:PATH[:REF], oci:DIR[:REF], rootfs:DIR).
     #[arg(long, value_name = "SOURCE")]
     pub image: Option<String>,
-    /// Replaces the image's Entrypoint + Cmd.
-    #[arg(long, num_args = 1.., value_name = "ARG", allow_hyphen_values = true)]
-    pub cmd: Option<Vec<String>>,
+    /// The ramdisk's architecture (of the injected files' checks and the EIF it joins).
     #[arg(long, value_enum, default_value = "x86-64")]
     pub arch: ArchArg,
+    /// Where to write the cpio ramdisk.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// After `--`: the command replacing the image's Entrypoint + Cmd (every argument after
+    /// `--` is the command's, so none of the options above is taken for one of its flags).
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct AssembleArgs {
+    /// The kernel image (bzImage, or Image on aarch64).
     #[arg(long, value_name = "FILE")]
     pub kernel: PathBuf,
+    /// The kernel command line (as in the blobs' `cmdline` file).
     #[arg(long, value_name = "STRING")]
     pub cmdline: String,
     /// Repeatable, in order: the bootstrap ramdisk first, then the customer ramdisk(s).
     #[arg(long = "ramdisk", value_name = "FILE", required = true)]
     pub ramdisks: Vec<PathBuf>,
+    /// Sign the EIF: the certificate (its hash is PCR8).
     #[arg(long, value_name = "PEM", requires = "private_key")]
     pub signing_certificate: Option<PathBuf>,
+    /// Sign the EIF: the certificate's ECDSA private key.
     #[arg(long, value_name = "PEM", requires = "signing_certificate")]
     pub private_key: Option<PathBuf>,
     /// Metadata section (JSON); default: a deterministic minimal document.
     #[arg(long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,
+    /// The EIF's architecture (a header flag).
     #[arg(long, value_enum, default_value = "x86-64")]
     pub arch: ArchArg,
+    /// Where to write the EIF.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
 }
@@ -124,6 +136,25 @@ pub fn run(cmd: &EifCommand) -> anyhow::Result<Exit> {
     }
 }
 
+/// A signature check in words (subject, issuer, validity), not the library's structure.
+fn signature_text(sig: &nitro_eif::SignatureCheck) -> String {
+    match sig {
+        nitro_eif::SignatureCheck::Valid(i) => format!(
+            "valid, {} by {} (issuer {}), PCR8 {}{}",
+            i.algorithm,
+            i.subject,
+            i.issuer,
+            i.pcr8,
+            if i.valid_now {
+                ""
+            } else {
+                ", certificate outside its validity period"
+            }
+        ),
+        nitro_eif::SignatureCheck::Invalid { error } => format!("INVALID: {error}"),
+    }
+}
+
 fn describe(a: &DescribeArgs) -> anyhow::Result<Exit> {
     let d = nitro_eif::describe(&a.eif)
         .with_context(|| format!("{} is not a readable EIF", a.eif.display()))?;
@@ -131,17 +162,18 @@ fn describe(a: &DescribeArgs) -> anyhow::Result<Exit> {
         println!("{}", serde_json::to_string_pretty(&d.nitro_cli_json())?);
     } else {
         println!(
-            "{}: EIF version {}, arch {:?}, flags {:#06x}",
+            "{}: EIF version {}, arch {}, flags {:#06x}",
             a.eif.display(),
             d.version,
-            d.arch,
+            d.arch
+                .map_or_else(|| "unknown".to_string(), |a| a.to_string()),
             d.flags
         );
         println!("Sections:");
         for s in &d.sections {
             println!(
                 "  {:<10} at {:>10}  {:>12} bytes",
-                format!("{:?}", s.kind),
+                s.kind.to_string(),
                 s.offset,
                 s.size
             );
@@ -151,7 +183,10 @@ fn describe(a: &DescribeArgs) -> anyhow::Result<Exit> {
             if d.crc.ok {
                 "ok".to_string()
             } else {
-                format!("MISMATCH ({:?})", d.crc)
+                format!(
+                    "MISMATCH (stored {:#010x}, computed {:#010x})",
+                    d.crc.stored, d.crc.computed
+                )
             }
         );
         println!("Measurements (recomputed):");
@@ -159,14 +194,14 @@ fn describe(a: &DescribeArgs) -> anyhow::Result<Exit> {
             println!("  PCR{i:<2} {pcr}");
         }
         if let Some(sig) = &d.signature {
-            println!("Signature: {sig:?}");
+            println!("Signature: {}", signature_text(sig));
         }
         println!("Cmdline: {}", d.cmdline);
         if let Some(meta) = &d.metadata {
             println!("Metadata: {meta}");
         }
         for w in &d.warnings {
-            println!("warning: {w}");
+            eprintln!("warning: {w}");
         }
     }
     // A CRC mismatch or a bad signature is a finding the caller's script must see.
@@ -197,14 +232,17 @@ fn ramdisk(a: &RamdiskArgs) -> anyhow::Result<Exit> {
             .image
             .as_deref()
             .context("give --bootstrap --blobs DIR, or --image SOURCE")?;
+        let r = crate::config::ImageRef::parse(source)
+            .map_err(|e| anyhow::anyhow!("--image {source}: {e}"))?;
         let spec = nitro_eif::ImageSpec {
-            source: image_source(source)?,
+            source: crate::build::image_source(&r, Path::to_path_buf),
+            reference: r.reference,
             platform: None,
             digest: None,
             extra_files: vec![],
             command: nitro_eif::image::Command {
                 prefix: vec![],
-                entrypoint: a.cmd.clone(),
+                entrypoint: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
                 cmd: None,
                 env: vec![],
             },
@@ -221,24 +259,6 @@ fn ramdisk(a: &RamdiskArgs) -> anyhow::Result<Exit> {
         pcr.to_hex()
     );
     Ok(Exit::Success)
-}
-
-/// `KIND:PATH` as in enclave.yaml's `image.source`.
-fn image_source(s: &str) -> anyhow::Result<nitro_eif::image::ImageSource> {
-    use nitro_eif::image::ImageSource;
-    let (kind, path) = s
-        .split_once(':')
-        .context("image source must be KIND:PATH")?;
-    let path = PathBuf::from(path);
-    Ok(match kind {
-        "docker-archive" => ImageSource::DockerArchive(path),
-        "oci-archive" => ImageSource::OciArchive(path),
-        "oci" => ImageSource::OciLayout(path),
-        "rootfs" => ImageSource::RootfsDir(path),
-        other => anyhow::bail!(
-            "unknown image source kind `{other}` (docker-archive, oci-archive, oci, rootfs)"
-        ),
-    })
 }
 
 fn assemble(a: &AssembleArgs) -> anyhow::Result<Exit> {

@@ -29,11 +29,19 @@ use crate::render::{Artifacts, Deployment, Rendered, Templates};
 pub struct Context {
     pub file: PathBuf,
     pub templates: Option<PathBuf>,
+    /// Styles stdout.
     pub style: Style,
+    /// Styles stderr (a terminal or not on its own).
+    pub err_style: Style,
     pub aws: crate::cli::GlobalAws,
 }
 
 impl Context {
+    /// A warning, always on stderr: stdout stays the command's result (JSON, a plan, PCRs).
+    pub fn warn(&self, message: &str) {
+        eprintln!("{}", self.err_style.warn(&format!("warning: {message}")));
+    }
+
     /// Loads and validates the config; diagnostics are printed to stderr.
     pub fn load(&self) -> anyhow::Result<Loaded> {
         config::load(&self.file).map_err(|e| match e {

@@ -48,6 +48,9 @@ pub fn run(ctx: &Context, args: &PlanArgs) -> anyhow::Result<Exit> {
         })?;
         online.plan
     };
+    for w in &plan.warnings {
+        ctx.warn(w);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

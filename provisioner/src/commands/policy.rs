@@ -57,6 +57,7 @@ pub struct DiffArgs {
     pub to: Option<PathBuf>,
     #[command(flatten)]
     pub source: Source,
+    /// Print the differences as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -68,12 +69,14 @@ pub struct ExplainArgs {
     pub policy_file: Option<PathBuf>,
     #[command(flatten)]
     pub source: Source,
+    /// Print the explanation as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// The key holder (a `kms.key_holders[].name`) whose key policy to update.
     #[arg(long)]
     pub holder: String,
     /// Releases to admit (default: the current build).
@@ -205,11 +208,7 @@ fn rendered(
         progress.finish();
         let built = built?;
         if built.standin {
-            eprintln!(
-                "{}",
-                ctx.style
-                    .warn(&format!("warning: {}", crate::build::STANDIN_WARNING))
-            );
+            ctx.warn(crate::build::STANDIN_WARNING);
         }
         vec![release_of(&built)]
     } else {

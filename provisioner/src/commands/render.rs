@@ -26,15 +26,10 @@ pub fn run(ctx: &Context, args: &RenderArgs) -> anyhow::Result<Exit> {
         println!("wrote {}", path.display());
     }
     for w in warnings {
-        eprintln!("{}", ctx.style.warn(&format!("warning: {w}")));
+        ctx.warn(&w);
     }
     if rendered.deployment.artifacts.eif.is_none() {
-        eprintln!(
-            "{}",
-            ctx.style.warn(
-                "warning: the EIF is not built: PCRs and artifact digests are unknown; the key policy admits no enclave and user_data refuses to boot"
-            )
-        );
+        ctx.warn("the EIF is not built: PCRs and artifact digests are unknown; the key policy admits no enclave and user_data refuses to boot");
     }
     Ok(Exit::Success)
 }

@@ -3,16 +3,25 @@
 
 use super::aws_args::{aws_args, runtime};
 use super::Context;
-use crate::cli::Exit;
+use crate::cli::{Exit, StatusArgs};
 use crate::reconcile::status;
 
-pub fn run(ctx: &Context) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Exit> {
     let loaded = ctx.load()?;
     let rt = runtime()?;
     let aws_args = aws_args(&ctx.aws);
     rt.block_on(async {
         let aws = aws_args.connect(&loaded.config.region).await?;
-        let Some(s) = status::status(&loaded, &aws).await? else {
+        let found = status::status(&loaded, &aws).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&status_json(&loaded, found.as_ref()))?);
+            return Ok(if found.is_some() {
+                Exit::Success
+            } else {
+                Exit::Failure
+            });
+        }
+        let Some(s) = found else {
             println!("Stack {} does not exist.", loaded.config.name);
             return Ok(Exit::Failure);
         };
@@ -51,5 +60,29 @@ pub fn run(ctx: &Context) -> anyhow::Result<Exit> {
             loaded.config.supervisor.port
         );
         Ok(Exit::Success)
+    })
+}
+
+/// `{"exists": false}` or the stack's status, reason, instances / Auto Scaling groups and
+/// outputs.
+fn status_json(loaded: &crate::config::Loaded, s: Option<&status::Status>) -> serde_json::Value {
+    let Some(s) = s else {
+        return serde_json::json!({"stack": loaded.config.name, "exists": false});
+    };
+    let compute: Vec<_> = s
+        .compute
+        .iter()
+        .map(|(id, ty, physical)| {
+            serde_json::json!({"logical_id": id, "type": ty, "physical_id": physical})
+        })
+        .collect();
+    serde_json::json!({
+        "stack": s.stack.name,
+        "exists": true,
+        "status": s.stack.status,
+        "status_reason": s.stack.status_reason,
+        "compute": compute,
+        "outputs": s.outputs,
+        "supervisor_port": loaded.config.supervisor.port,
     })
 }

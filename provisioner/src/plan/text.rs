@@ -24,9 +24,6 @@ pub fn to_text(plan: &Plan, style: &Style) -> String {
             "online"
         },
     );
-    for w in &plan.warnings {
-        let _ = writeln!(out, "{}", style.warn(&format!("warning: {w}")));
-    }
     if plan.mode == "online" && !plan.has_changes() {
         let _ = writeln!(
             out,

@@ -92,7 +92,7 @@ pub fn local(
         Err(e) => return Err(e),
     };
     let supervisor = build::supervisor_binary(loaded);
-    let supervisor_sha256 = build::sha256_file(&supervisor).ok();
+    let supervisor_sha256 = build::supervisor_digest(loaded, &supervisor)?;
     if supervisor_sha256.is_none() {
         warnings.push(format!(
             "enclave-supervisor not found at {}: its digest is unknown",

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Artifacts, Release};
-use crate::config::{instance_types, Config, DEFAULT_AMI_ARM64, DEFAULT_AMI_X86_64};
+use crate::config::{instance_types, Config, Ingress, DEFAULT_AMI_ARM64, DEFAULT_AMI_X86_64};
 
 /// Uploads live under this prefix of the stack's bucket, content-addressed by digest.
 pub const ARTIFACT_PREFIX: &str = "artifacts/";
@@ -290,7 +290,58 @@ impl Deployment {
             "supervisor_config_path": SUPERVISOR_CONFIG_PATH,
             // systemd's StateDirectory= is relative to /var/lib.
             "state_directory": SUPERVISOR_STATE_DIR.trim_start_matches("/var/lib/"),
+            "bind_privileged_ports": self.binds_privileged_ports(),
         })
+    }
+
+    /// The unprivileged supervisor listens on every ingress port: below 1024 it needs
+    /// `CAP_NET_BIND_SERVICE`, and exactly then the unit grants it.
+    pub fn binds_privileged_ports(&self) -> bool {
+        self.config.instance.ingress.iter().any(|i| i.port < 1024)
+    }
+
+    /// The TCP port a load balancer health-checks the targets of `port` on: the port itself
+    /// for TCP; for UDP (which an NLB cannot health-check over UDP) the first TCP ingress port,
+    /// served by the same supervisor and enclave. `validate` refuses UDP-only ingress behind a
+    /// load balancer, so one exists whenever this is rendered.
+    fn health_check_port(&self, port: &Ingress) -> u16 {
+        if port.protocol == "udp" {
+            if let Some(tcp) = self
+                .config
+                .instance
+                .ingress
+                .iter()
+                .find(|i| i.protocol == "tcp")
+            {
+                return tcp.port;
+            }
+        }
+        port.port
+    }
+
+    /// A load balancer health-checks its targets over TCP from its own addresses in the VPC,
+    /// which the ingress CIDRs need not include: without these rules the checks fail and the
+    /// Auto Scaling group replaces healthy instances forever. Rules the ingress already has
+    /// are not repeated (EC2 refuses duplicate permissions).
+    fn health_check_rules(&self, existing: &[Value]) -> Vec<Value> {
+        let c = &self.config;
+        if c.instance.count < 2 {
+            return Vec::new();
+        }
+        let cidr = c.instance.network.vpc_cidr();
+        let mut rules: Vec<Value> = Vec::new();
+        for port in c.instance.ingress.iter().map(|i| self.health_check_port(i)) {
+            let rule = json!({"protocol": "tcp", "port": port, "cidr": cidr, "description": format!("load balancer health checks of port {port} (from the VPC)")});
+            let same = |r: &Value| {
+                r["protocol"] == rule["protocol"]
+                    && r["port"] == rule["port"]
+                    && r["cidr"] == rule["cidr"]
+            };
+            if !existing.iter().chain(&rules).any(same) {
+                rules.push(rule);
+            }
+        }
+        rules
     }
 
     pub fn user_data_context(&self, supervisor: &SupervisorConfig, unit: &str) -> Value {
@@ -349,7 +400,7 @@ impl Deployment {
         let net = &c.instance.network;
         let create = net.vpc_id.is_none();
         let (subnets, subnet_refs, vpc_ref): (Vec<Value>, Vec<Value>, Value) = if create {
-            let halves = split_cidr(&net.vpc_cidr);
+            let halves = split_cidr(net.vpc_cidr());
             let subnets: Vec<Value> = halves
                 .iter()
                 .enumerate()
@@ -373,6 +424,7 @@ impl Deployment {
                 ingress_rules.push(json!({"protocol": i.protocol, "port": i.port, "cidr": cidr, "description": format!("{} {} to the enclave", i.protocol, i.port)}));
             }
         }
+        ingress_rules.extend(self.health_check_rules(&ingress_rules));
         if let Some(ssh) = &c.instance.ssh {
             for cidr in &ssh.cidrs {
                 ingress_rules.push(json!({"protocol": "tcp", "port": 22, "cidr": cidr, "description": "SSH (explicitly enabled)"}));
@@ -382,7 +434,13 @@ impl Deployment {
             .instance
             .ingress
             .iter()
-            .map(|i| json!({"port": i.port, "protocol": i.protocol.to_ascii_uppercase()}))
+            .map(|i| {
+                json!({
+                    "port": i.port,
+                    "protocol": i.protocol.to_ascii_uppercase(),
+                    "health_check_port": self.health_check_port(i),
+                })
+            })
             .collect();
         let arm = instance_types::lookup(&c.instance.instance_type)
             .is_ok_and(|s| s.arch == instance_types::Arch::Arm64);
@@ -405,7 +463,7 @@ impl Deployment {
             "tags": tags,
             "network": {
                 "create": create,
-                "vpc_cidr": net.vpc_cidr,
+                "vpc_cidr": net.vpc_cidr(),
                 "subnets": subnets,
                 "subnet_refs": subnet_refs,
                 "vpc_ref": vpc_ref,
@@ -413,6 +471,7 @@ impl Deployment {
             },
             "ingress_rules": ingress_rules,
             "lb_ports": lb_ports,
+            "load_balancer": {"scheme": c.instance.load_balancer.scheme.as_str()},
             "role_name": self.role_name,
             "role_policy": role_policy_json,
             "kms": {

@@ -20,6 +20,8 @@ pub use templates::{Templates, EMBEDDED};
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
 /// CloudFormation accepts larger template bodies only through S3.
 pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
+/// IAM's limit on a role's inline policies, in characters without white space.
+pub const ROLE_POLICY_LIMIT: usize = 10_240;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -38,6 +40,8 @@ pub enum RenderError {
     },
     #[error("user_data is {size} bytes; EC2 accepts at most {USER_DATA_LIMIT}")]
     UserDataTooLarge { size: usize },
+    #[error("the instance role's policy is {size} characters; IAM accepts at most {ROLE_POLICY_LIMIT} (each secret adds its SSM parameter's ARN)")]
+    RolePolicyTooLarge { size: usize },
     #[error("KMS key policy refused: {0}")]
     KeyPolicy(#[from] kms_policy::RenderError),
 }
@@ -98,12 +102,51 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// Policies as written by `render --out`: file name → pretty JSON.
+    /// Policies as written by `render --out`: file name → pretty JSON. The key policy is the
+    /// document KMS receives; the role policy names the key by `Fn::GetAtt` (its ARN exists only
+    /// once the stack creates it), so it is labelled a CloudFormation fragment.
     pub fn policy_files(&self) -> Vec<(&'static str, String)> {
         vec![
             ("kms-key-policy.json", pretty(&self.key_policy)),
-            ("instance-role-policy.json", pretty(&self.role_policy)),
+            (ROLE_POLICY_FILE, pretty(&self.role_policy)),
         ]
+    }
+}
+
+/// File name of the role policy in `render --out`: a CloudFormation fragment, not a document
+/// IAM accepts as it is.
+pub const ROLE_POLICY_FILE: &str = "instance-role-policy.cfn.json";
+
+/// The role policy's size as IAM counts it (white space excluded), with the key's ARN in place
+/// of its `Fn::GetAtt` (a key ARN has a fixed length: its id is a 36-character UUID or `mrk-`
+/// + 32 hex).
+pub fn role_policy_size(policy: &serde_json::Value, dep: &Deployment) -> usize {
+    let key_arn = format!(
+        "arn:{}:kms:{}:{}:key/{}",
+        dep.partition,
+        dep.config.region,
+        dep.config.account,
+        "0".repeat(36)
+    );
+    let resolved = resolve_get_att(policy.clone(), &key_arn);
+    serde_json::to_string(&resolved)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
+}
+
+fn resolve_get_att(v: serde_json::Value, arn: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) if m.contains_key("Fn::GetAtt") => Value::String(arn.to_string()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, resolve_get_att(v, arn)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| resolve_get_att(v, arn)).collect()),
+        other => other,
     }
 }
 
@@ -124,6 +167,10 @@ pub fn render(templates: &Templates, dep: &Deployment) -> Result<Rendered, Rende
         "instance-role-policy.json.j2",
         &dep.role_policy_context(),
     )?;
+    let size = role_policy_size(&role_policy, dep);
+    if size > ROLE_POLICY_LIMIT {
+        return Err(RenderError::RolePolicyTooLarge { size });
+    }
     let supervisor_config = dep.supervisor_config();
     let unit = templates.render("enclave-supervisor.service.j2", &dep.unit_context())?;
     let user_data = templates.render(

@@ -72,6 +72,28 @@ impl Templates {
         Ok(Templates { env, sources })
     }
 
+    /// Files in an override directory that are named after no template: a misspelled name
+    /// would otherwise leave the embedded template in use without a word. Each with a
+    /// suggestion when one is close.
+    pub fn unknown_files(dir: &Path) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let names = EMBEDDED.map(|(name, _)| name);
+        let mut unknown: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !names.contains(&n.as_str()))
+            .map(|n| match crate::config::did_you_mean(&n, names) {
+                Some(s) => format!("{n}: not a template name (did you mean `{s}`?)"),
+                None => format!("{n}: not a template name ({})", names.join(", ")),
+            })
+            .collect();
+        unknown.sort();
+        unknown
+    }
+
     /// The source text of template `name` (for renderers that bring their own environment).
     pub fn source(&self, name: &str) -> Result<&str, RenderError> {
         self.sources

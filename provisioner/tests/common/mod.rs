@@ -66,3 +66,4 @@ pub fn render_config(config: Config, artifacts: Artifacts) -> Rendered {
     let templates = Templates::load(None).expect("embedded templates load");
     render::render(&templates, &Deployment::new(config, artifacts)).expect("render")
 }
+pub mod deployment;

@@ -2,7 +2,7 @@
 //! input must give `Ok` or a typed error, never a panic, and stay within the size budget.
 #![no_main]
 
-use nitro_eif::image::{open_image, write_customer_ramdisk, Command, ImageSource, Platform};
+use nitro_eif::image::{open_image, write_customer_ramdisk, Command, ImageSource, Platform, Want};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(dir) = tempfile::tempdir() else { return };
@@ -11,7 +11,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     }
     let source = ImageSource::LayerTars(vec![layer.clone(), layer]);
-    if let Ok(mut image) = open_image(&source, &Platform::linux("amd64"), None, dir.path(), 8 << 20) {
+    if let Ok(mut image) = open_image(
+&source,
+&Want { platform: &Platform::linux("amd64"), reference: None, digest: None },
+dir.path(),
+8 << 20,
+) {
         let cmd = Command { cmd: Some(vec!["/x".into()]), ..Default::default() };
         let _ = write_customer_ramdisk(&mut image, &cmd, 0, &mut std::io::sink());
     }

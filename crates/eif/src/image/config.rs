@@ -12,6 +12,8 @@ pub struct ImageConfig {
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
+    pub variant: Option<String>,
+    #[serde(default)]
     pub config: Option<ProcessConfig>,
     #[serde(default)]
     pub rootfs: Option<RootFs>,
@@ -25,6 +27,12 @@ pub struct ProcessConfig {
     pub cmd: Option<Vec<String>>,
     #[serde(rename = "Env", default)]
     pub env: Option<Vec<String>>,
+    /// `user`, `uid`, `user:group` or `uid:gid` the process runs as (default root).
+    #[serde(rename = "User", default)]
+    pub user: Option<String>,
+    /// The process's working directory (default `/`).
+    #[serde(rename = "WorkingDir", default)]
+    pub working_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -106,6 +114,7 @@ mod tests {
                 entrypoint: v(entrypoint),
                 cmd: v(cmd),
                 env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
+                ..Default::default()
             }),
             ..Default::default()
         }

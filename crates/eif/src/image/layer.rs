@@ -16,6 +16,8 @@ use super::{finish_digest, ImageError};
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// Bytes asked of a decompressor per call.
+const DECODED_CHUNK: usize = 1 << 20;
 
 /// How the indexed entries find their data again: an uncompressed blob's data is read in place
 /// at `base + position` of input `source`; a compressed blob is decompressed into a spool file
@@ -106,17 +108,23 @@ pub(crate) fn index_layer(
         .fill_buf()
         .map_err(|source| ImageError::CorruptLayer { layer, source })?
         .to_vec();
+    // Decompressors are asked for 1 MiB at a time: per call they copy their output into their
+    // history window, which costs as much as inflating when tar reads 8 KiB at a time.
     let decoded: Box<dyn Read + '_> = if magic.starts_with(GZIP_MAGIC) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+        Box::new(BufReader::with_capacity(
+            DECODED_CHUNK,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        ))
     } else if magic.starts_with(ZSTD_MAGIC) {
-        Box::new(
+        Box::new(BufReader::with_capacity(
+            DECODED_CHUNK,
             ruzstd::decoding::StreamingDecoder::new(buffered).map_err(|e| {
                 ImageError::CorruptLayer {
                     layer,
                     source: io::Error::other(e.to_string()),
                 }
             })?,
-        )
+        ))
     } else {
         Box::new(buffered)
     };

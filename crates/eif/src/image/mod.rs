@@ -23,12 +23,18 @@ mod config;
 mod layer;
 mod path;
 mod ramdisk;
+mod resolve;
+mod select;
 mod source;
+mod store;
 mod tree;
 
-pub use config::{Command, ImageConfig};
+pub use config::{Command, ImageConfig, ProcessConfig};
 pub use ramdisk::{write_customer_ramdisk, CustomerRamdisk, ExtraFile};
-pub use source::{open_image, ImageSource, OpenedImage, Platform};
+pub use resolve::{LayerProvenance, Provenance, Want};
+pub(crate) use select::repository;
+pub use select::{normalize_docker, REF_NAME};
+pub use source::{inspect_image, open_image, ImageInfo, ImageSource, OpenedImage, Platform};
 pub use tree::{Node, NodeKind, Tree};
 
 use std::io;
@@ -57,8 +63,30 @@ pub enum ImageError {
     UnsupportedDigest(String),
     #[error("no manifest for platform {wanted}; the image has: {available}")]
     NoMatchingPlatform { wanted: String, available: String },
-    #[error("the archive holds {0} images; save exactly one")]
-    AmbiguousArchive(usize),
+    #[error("the image is for {image}, but the EIF is built for {wanted}")]
+    WrongPlatform { image: String, wanted: String },
+    #[error("it holds {count} images; name one after the path (SOURCE:REF): {references}")]
+    AmbiguousImage { count: usize, references: String },
+    #[error("no image `{reference}` in it; it has: {available}")]
+    NoSuchReference {
+        reference: String,
+        available: String,
+    },
+    #[error("`{0}` is not a docker image reference (NAME[:TAG] or @INDEX)")]
+    BadReference(String),
+    #[error("{path}: truncated archive: {reason}")]
+    Truncated { path: String, reason: String },
+    #[error("layer {layer} ({name}) is {actual} bytes, but its descriptor says {expected}: truncated or replaced")]
+    LayerSize {
+        layer: usize,
+        name: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("cannot add {dest} to the image: {reason}")]
+    Inject { dest: String, reason: String },
+    #[error("/{path} (where the enclave's init mounts a filesystem): {reason}")]
+    MountPoint { path: String, reason: String },
     #[error("image index nesting is deeper than {0}")]
     IndexTooDeep(usize),
     #[error("layer {layer}: entry {path:?}: {reason}")]

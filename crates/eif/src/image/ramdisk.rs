@@ -11,11 +11,12 @@ use std::io::{self, Write};
 
 use super::config::{lines, Command};
 use super::source::OpenedImage;
-use super::tree::{Node, NodeKind};
+use super::tree::NodeKind;
 use super::ImageError;
 use crate::cpio::{CpioWriter, EntryHeader, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 
-/// Directories `init` mounts onto; created when the image lacks them.
+/// Directories `init` mounts onto; created when the image lacks them (through the image's own
+/// symlinks: `tmp -> var/tmp` stays a link, `var/tmp` becomes the directory).
 const MOUNT_POINTS: [&str; 6] = ["dev", "run", "sys", "var", "proc", "tmp"];
 
 /// A host file to place in the image.
@@ -44,17 +45,7 @@ pub fn write_customer_ramdisk(
 ) -> Result<CustomerRamdisk, ImageError> {
     let (argv, env) = command.resolve(&image.config)?;
     for dir in MOUNT_POINTS {
-        if !matches!(
-            image.tree.get(dir.as_bytes()),
-            Some(Node {
-                kind: NodeKind::Dir,
-                ..
-            })
-        ) {
-            image
-                .tree
-                .put(dir.as_bytes().to_vec(), Node::implicit_dir());
-        }
+        image.tree.ensure_mount_point(dir.as_bytes())?;
     }
     let mut w = CpioWriter::new(out, 1, (0, 0));
     let generated = |name: &[u8], mode: u32, size: u64| EntryHeader {

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::hash_thread::ChunkedHash;
@@ -19,13 +18,10 @@ use crate::hash_thread::ChunkedHash;
 use super::config::ImageConfig;
 use super::layer::{index_layer, Budget, DataHome, IndexedLayer};
 use super::path::normalize;
+use super::resolve::{expected_diff_ids, resolve, LayerRef, Provenance, Resolved, Want};
+use super::store::Store;
 use super::tree::{Change, DataRef, Node, NodeKind, Tree};
-use super::{finish_digest, oci_digest, ImageError};
-
-/// JSON documents (index, manifest, config) larger than this are refused.
-const MAX_JSON: u64 = 16 << 20;
-/// Image indexes may nest; deeper nesting than this is refused.
-const MAX_INDEX_DEPTH: usize = 4;
+use super::{finish_digest, ImageError};
 
 /// Where the user's image comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +117,17 @@ pub struct OpenedImage {
     pub tree: Tree,
     /// The digest the image was identified by: the manifest's (OCI) or the config's (docker).
     pub digest: Option<String>,
+    /// Every document and layer the image was made of, by digest.
+    pub provenance: Provenance,
     pub(crate) inputs: Inputs,
+}
+
+/// An image's config and provenance, resolved without reading its layers (`validate`, and the
+/// runtime config that must be known before the build writes it into the image).
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    pub config: ImageConfig,
+    pub provenance: Provenance,
 }
 
 /// The files the tree's [`DataRef`]s point into.
@@ -139,6 +145,7 @@ impl OpenedImage {
             config: ImageConfig::default(),
             tree: Tree::new(),
             digest: None,
+            provenance: Provenance::default(),
             inputs: Inputs::default(),
         }
     }
@@ -148,16 +155,18 @@ impl OpenedImage {
         (self.inputs.list.len() - 1) as u32
     }
 
-    /// Adds (or replaces) a regular file at `dest` (relative to the image root) with the
-    /// contents of `source`, owned by 0:0 with permission bits `mode`.
+    /// Adds (or replaces) a regular file at `dest` (absolute, inside the image) with the
+    /// contents of `source`, owned by 0:0 with permission bits `mode`. Its parent directories
+    /// resolve through the image's own symlinks (`etc -> usr/etc`), which stay as they are.
     pub fn inject_file(&mut self, dest: &str, source: &Path, mode: u32) -> Result<(), ImageError> {
+        let inject_err = |reason: String| ImageError::Inject {
+            dest: dest.into(),
+            reason,
+        };
         let path = normalize(dest.as_bytes())
-            .map_err(|reason| ImageError::BadEntry {
-                layer: 0,
-                path: dest.into(),
-                reason: reason.into(),
-            })?
-            .ok_or_else(|| ImageError::Missing(dest.into()))?;
+            .map_err(|reason| inject_err(reason.into()))?
+            .ok_or_else(|| inject_err("it names the image root".into()))?;
+        let path = self.tree.resolve_parent(&path).map_err(inject_err)?;
         let size = std::fs::metadata(source)
             .map_err(ImageError::io(source.display().to_string()))?
             .len();
@@ -243,30 +252,77 @@ impl Inputs {
     }
 }
 
-/// Opens and flattens an image. `platform` picks a manifest from an index; `pinned` (e.g.
-/// `sha256:…`) must be the digest of the index, manifest or config that was used (docker-archive:
-/// the config digest, i.e. the image ID). Compressed layers are spooled into `spool_dir`.
+/// Resolves an image without reading its layers: its config and what it is made of. Checks
+/// everything but the layers' contents: the choice of image (reference, platform, pinned
+/// digest), every document's digest, and that each layer blob is present at its size.
+pub fn inspect_image(source: &ImageSource, want: &Want<'_>) -> Result<ImageInfo, ImageError> {
+    match source {
+        ImageSource::RootfsDir(dir) => {
+            refuse_rootfs_selection(want)?;
+            let meta = std::fs::metadata(dir).map_err(ImageError::io(dir.display().to_string()))?;
+            if !meta.is_dir() {
+                return Err(ImageError::Io {
+                    context: dir.display().to_string(),
+                    source: io::Error::other("not a directory"),
+                });
+            }
+            std::fs::read_dir(dir).map_err(ImageError::io(dir.display().to_string()))?;
+            Ok(ImageInfo::default())
+        }
+        ImageSource::LayerTars(paths) => {
+            for p in paths {
+                File::open(p).map_err(ImageError::io(p.display().to_string()))?;
+            }
+            Ok(ImageInfo::default())
+        }
+        ImageSource::OciLayout(_) | ImageSource::OciArchive(_) | ImageSource::DockerArchive(_) => {
+            let resolved = resolve(source, &store_of(source)?, want)?;
+            Ok(ImageInfo {
+                config: resolved.config,
+                provenance: resolved.provenance,
+            })
+        }
+    }
+}
+
+/// A rootfs directory has neither digests nor several images to choose from.
+fn refuse_rootfs_selection(want: &Want<'_>) -> Result<(), ImageError> {
+    if let Some(pinned) = want.digest {
+        return Err(ImageError::PinnedDigestNotFound(format!(
+            "{pinned} (a rootfs directory has no digest)"
+        )));
+    }
+    if let Some(r) = want.reference {
+        return Err(ImageError::NoSuchReference {
+            reference: r.into(),
+            available: "(a rootfs directory holds one image)".into(),
+        });
+    }
+    Ok(())
+}
+
+fn store_of(source: &ImageSource) -> Result<Store, ImageError> {
+    Ok(match source {
+        ImageSource::OciLayout(dir) => Store::Dir(dir.clone()),
+        ImageSource::DockerArchive(p) | ImageSource::OciArchive(p) => Store::archive(p)?,
+        ImageSource::LayerTars(_) | ImageSource::RootfsDir(_) => Store::Files,
+    })
+}
+
+/// Opens and flattens an image: the one `want` selects (see [`inspect_image`]), every layer
+/// checked against its digest and diff_id. Compressed layers are spooled into `spool_dir`.
 pub fn open_image(
     source: &ImageSource,
-    platform: &Platform,
-    pinned: Option<&str>,
+    want: &Want<'_>,
     spool_dir: &Path,
     max_unpacked: u64,
 ) -> Result<OpenedImage, ImageError> {
-    let store = match source {
-        ImageSource::RootfsDir(_) if pinned.is_some() => {
-            return Err(ImageError::PinnedDigestNotFound(format!(
-                "{} (a rootfs directory has no digest)",
-                pinned.unwrap_or_default()
-            )))
-        }
-        ImageSource::RootfsDir(dir) => return open_rootfs_dir(dir),
-        ImageSource::OciLayout(dir) => Store::Dir(dir.clone()),
-        ImageSource::DockerArchive(p) | ImageSource::OciArchive(p) => Store::archive(p)?,
-        ImageSource::LayerTars(_) => Store::Files,
-    };
+    let store = store_of(source)?;
     let resolved = match source {
-        ImageSource::DockerArchive(_) => resolve_docker(&store)?,
+        ImageSource::RootfsDir(dir) => {
+            refuse_rootfs_selection(want)?;
+            return open_rootfs_dir(dir);
+        }
         ImageSource::LayerTars(paths) => Resolved {
             config: ImageConfig::default(),
             layers: paths
@@ -274,18 +330,16 @@ pub fn open_image(
                 .map(|p| LayerRef {
                     name: p.display().to_string(),
                     digest: None,
+                    media_type: None,
+                    size: None,
                 })
                 .collect(),
             identities: Vec::new(),
             digest: None,
+            provenance: Provenance::default(),
         },
-        _ => resolve_oci(&store, platform)?,
+        _ => resolve(source, &store, want)?,
     };
-    if let Some(pinned) = pinned {
-        if !resolved.identities.iter().any(|d| d == pinned) {
-            return Err(ImageError::PinnedDigestNotFound(pinned.into()));
-        }
-    }
     let diff_ids = expected_diff_ids(source, &resolved)?;
     let mut image = OpenedImage::empty();
     image.digest = resolved.digest.clone();
@@ -320,32 +374,8 @@ pub fn open_image(
         image.tree.apply_layer(job.index, indexed.changes)?;
     }
     image.config = resolved.config;
+    image.provenance = resolved.provenance;
     Ok(image)
-}
-
-/// The uncompressed digests the config lists for the layers: required for docker archives
-/// (their blobs carry no other digest), checked for OCI images whose config has them.
-fn expected_diff_ids(
-    source: &ImageSource,
-    resolved: &Resolved,
-) -> Result<Option<Vec<String>>, ImageError> {
-    let ids = match (source, &resolved.config.rootfs) {
-        (ImageSource::LayerTars(_), _) => return Ok(None),
-        (ImageSource::DockerArchive(_), rootfs) => rootfs
-            .as_ref()
-            .map(|r| r.diff_ids.clone())
-            .unwrap_or_default(),
-        (_, Some(rootfs)) => rootfs.diff_ids.clone(),
-        (_, None) => return Ok(None),
-    };
-    if ids.len() != resolved.layers.len() {
-        return Err(ImageError::Missing(format!(
-            "one config diff_id per layer ({} for {} layers)",
-            ids.len(),
-            resolved.layers.len()
-        )));
-    }
-    Ok(Some(ids))
 }
 
 /// One layer to index, with the digests it must have.
@@ -470,7 +500,7 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn check_digest(what: &str, expected: &str, actual: &str) -> Result<(), ImageError> {
+pub(crate) fn check_digest(what: &str, expected: &str, actual: &str) -> Result<(), ImageError> {
     if actual != expected {
         return Err(ImageError::DigestMismatch {
             what: what.into(),
@@ -479,262 +509,6 @@ fn check_digest(what: &str, expected: &str, actual: &str) -> Result<(), ImageErr
         });
     }
     Ok(())
-}
-
-/// Blob storage: a directory, a tar archive indexed by member name, or plain file paths.
-enum Store {
-    Dir(PathBuf),
-    Files,
-    Archive {
-        path: PathBuf,
-        members: HashMap<Vec<u8>, (u64, u64)>,
-    },
-}
-
-impl Store {
-    fn archive(path: &Path) -> Result<Self, ImageError> {
-        let ctx = || path.display().to_string();
-        let f = File::open(path).map_err(ImageError::io(ctx()))?;
-        let mut archive = tar::Archive::new(f);
-        let mut members = HashMap::new();
-        let corrupt = |e: io::Error| ImageError::Io {
-            context: format!("{}: corrupt or truncated archive", ctx()),
-            source: e,
-        };
-        for entry in archive.entries_with_seek().map_err(corrupt)? {
-            let entry = entry.map_err(corrupt)?;
-            if entry.header().entry_type().is_file() {
-                if let Ok(Some(name)) = normalize(&entry.path_bytes()) {
-                    members.insert(name, (entry.raw_file_position(), entry.size()));
-                }
-            }
-        }
-        Ok(Store::Archive {
-            path: path.to_path_buf(),
-            members,
-        })
-    }
-
-    /// `(file, offset, length)` of a member.
-    fn region(&self, name: &str) -> Result<(PathBuf, u64, u64), ImageError> {
-        if let Store::Files = self {
-            let meta = std::fs::metadata(name).map_err(ImageError::io(name.to_string()))?;
-            return Ok((PathBuf::from(name), 0, meta.len()));
-        }
-        let rel = normalize(name.as_bytes())
-            .ok()
-            .flatten()
-            .ok_or_else(|| ImageError::Missing(name.into()))?;
-        match self {
-            Store::Files => Err(ImageError::Missing(name.into())),
-            Store::Dir(dir) => {
-                let p = dir.join(std::ffi::OsStr::from_bytes(&rel));
-                let meta = std::fs::metadata(&p).map_err(|_| ImageError::Missing(name.into()))?;
-                Ok((p, 0, meta.len()))
-            }
-            Store::Archive { path, members } => {
-                let (off, len) = members
-                    .get(&rel)
-                    .ok_or_else(|| ImageError::Missing(name.into()))?;
-                let file_len = std::fs::metadata(path)
-                    .map_err(ImageError::io(path.display().to_string()))?
-                    .len();
-                if off.checked_add(*len).is_none_or(|end| end > file_len) {
-                    return Err(ImageError::Io {
-                        context: format!("{}: member {name}", path.display()),
-                        source: io::Error::new(io::ErrorKind::UnexpectedEof, "truncated archive"),
-                    });
-                }
-                Ok((path.clone(), *off, *len))
-            }
-        }
-    }
-
-    fn read_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        name: &str,
-        digest: Option<&str>,
-    ) -> Result<T, ImageError> {
-        let (path, off, len) = self.region(name)?;
-        if len > MAX_JSON {
-            return Err(ImageError::TooLarge(MAX_JSON));
-        }
-        let mut buf = vec![0u8; len as usize];
-        let f = File::open(&path).map_err(ImageError::io(path.display().to_string()))?;
-        f.read_exact_at(&mut buf, off)
-            .map_err(ImageError::io(name.to_string()))?;
-        if let Some(d) = digest {
-            check_digest(name, d, &oci_digest(Sha256::new_with_prefix(&buf)))?;
-        }
-        serde_json::from_slice(&buf).map_err(|source| ImageError::Json {
-            what: name.into(),
-            source,
-        })
-    }
-}
-
-/// Blob path of a content-addressed digest; only `sha256:<64 hex>` is accepted.
-fn blob_name(digest: &str) -> Result<String, ImageError> {
-    match digest.strip_prefix("sha256:") {
-        Some(h)
-            if h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-        {
-            Ok(format!("blobs/sha256/{h}"))
-        }
-        _ => Err(ImageError::UnsupportedDigest(digest.into())),
-    }
-}
-
-struct LayerRef {
-    name: String,
-    /// Digest of the blob as stored (OCI descriptors); docker archives only have diff_ids.
-    digest: Option<String>,
-}
-
-struct Resolved {
-    config: ImageConfig,
-    layers: Vec<LayerRef>,
-    /// Digests of the documents on the path to the config (index…, manifest, config): a pinned
-    /// digest may be any of them.
-    identities: Vec<String>,
-    /// The digest reported as the image's: the manifest's (OCI) or the config's (docker).
-    digest: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-    #[serde(default)]
-    platform: Option<DescPlatform>,
-}
-
-#[derive(Deserialize)]
-struct DescPlatform {
-    os: String,
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct IndexOrManifest {
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-fn resolve_oci(store: &Store, platform: &Platform) -> Result<Resolved, ImageError> {
-    let mut doc: IndexOrManifest = store.read_json("index.json", None)?;
-    let mut identities = Vec::new();
-    for _ in 0..=MAX_INDEX_DEPTH {
-        if let Some(manifests) = doc.manifests.take() {
-            let chosen = choose_manifest(&manifests, platform)?;
-            identities.push(chosen.digest.clone());
-            doc = store.read_json(&blob_name(&chosen.digest)?, Some(&chosen.digest))?;
-            continue;
-        }
-        let config_desc = doc
-            .config
-            .ok_or_else(|| ImageError::Missing("the manifest's config".into()))?;
-        let config: ImageConfig =
-            store.read_json(&blob_name(&config_desc.digest)?, Some(&config_desc.digest))?;
-        let layers = doc
-            .layers
-            .iter()
-            .map(|l| {
-                Ok(LayerRef {
-                    name: blob_name(&l.digest)?,
-                    digest: Some(l.digest.clone()),
-                })
-            })
-            .collect::<Result<_, ImageError>>()?;
-        let digest = identities.last().cloned();
-        identities.push(config_desc.digest);
-        return Ok(Resolved {
-            config,
-            layers,
-            identities,
-            digest,
-        });
-    }
-    Err(ImageError::IndexTooDeep(MAX_INDEX_DEPTH))
-}
-
-fn choose_manifest<'a>(
-    manifests: &'a [Descriptor],
-    want: &Platform,
-) -> Result<&'a Descriptor, ImageError> {
-    if let [only] = manifests {
-        if only.platform.is_none() {
-            return Ok(only);
-        }
-    }
-    manifests
-        .iter()
-        .find(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.os == want.os
-                    && p.architecture == want.architecture
-                    && (want.variant.is_none() || p.variant == want.variant)
-            })
-        })
-        .ok_or_else(|| ImageError::NoMatchingPlatform {
-            wanted: want.to_string(),
-            available: manifests
-                .iter()
-                .map(|d| match &d.platform {
-                    Some(p) => format!("{}/{}", p.os, p.architecture),
-                    None => "(no platform)".into(),
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-}
-
-#[derive(Deserialize)]
-struct DockerManifest {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "Layers")]
-    layers: Vec<String>,
-}
-
-fn resolve_docker(store: &Store) -> Result<Resolved, ImageError> {
-    let manifests: Vec<DockerManifest> = store.read_json("manifest.json", None)?;
-    let [m] = manifests.as_slice() else {
-        return Err(ImageError::AmbiguousArchive(manifests.len()));
-    };
-    let (path, off, len) = store.region(&m.config)?;
-    if len > MAX_JSON {
-        return Err(ImageError::TooLarge(MAX_JSON));
-    }
-    let mut buf = vec![0u8; len as usize];
-    File::open(&path)
-        .and_then(|f| f.read_exact_at(&mut buf, off))
-        .map_err(ImageError::io(m.config.clone()))?;
-    let config: ImageConfig = serde_json::from_slice(&buf).map_err(|source| ImageError::Json {
-        what: m.config.clone(),
-        source,
-    })?;
-    let id = oci_digest(Sha256::new_with_prefix(&buf));
-    Ok(Resolved {
-        config,
-        layers: m
-            .layers
-            .iter()
-            .map(|l| LayerRef {
-                name: l.clone(),
-                digest: None,
-            })
-            .collect(),
-        identities: vec![id.clone()],
-        digest: Some(id),
-    })
 }
 
 /// A directory used as the image root: every entry is indexed (symlinks not followed), owners

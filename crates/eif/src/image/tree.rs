@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::path::{file_name, parent};
+use super::path::parent;
 use super::ImageError;
 
 /// Symlink hops allowed while resolving an entry's parent (as Linux's `MAXSYMLINKS`).
@@ -154,8 +154,8 @@ impl Tree {
                     ..
                 }) => {}
                 Some(_) => {
-                    // `resolve` guarantees ancestors are directories, so only callers that
-                    // bypass it (injected files) get here: their path wins over the image's.
+                    // Callers resolve paths first (`resolve`, `resolve_parent`), which
+                    // guarantees directories here; a caller that did not wins over the image.
                     self.remove(ancestor);
                     self.nodes.insert(ancestor.to_vec(), Node::implicit_dir());
                 }
@@ -204,10 +204,46 @@ impl Tree {
     /// applying a layer), clamping `..` at the root so nothing can point outside the image.
     /// With `create`, a parent that is neither missing nor a directory is an error.
     fn resolve(&self, path: &[u8], create: bool) -> Result<Vec<u8>, String> {
-        let Some(dir) = parent(path) else {
-            return Ok(path.to_vec());
+        self.walk(path, false, create)
+    }
+
+    /// Where a new entry at `path` goes: its parent resolved through the image's symlinks, so
+    /// `etc/x` lands in `usr/etc/x` when `etc -> usr/etc`, and the link stays a link.
+    pub(crate) fn resolve_parent(&self, path: &[u8]) -> Result<Vec<u8>, String> {
+        self.walk(path, false, true)
+    }
+
+    /// Makes `path` a directory the enclave's init can mount onto: a directory stays, a symlink
+    /// is followed (its target made a directory when missing: `tmp -> var/tmp`), a missing path
+    /// becomes a directory, and a non-directory in the image itself is replaced by one. A
+    /// symlink to a non-directory is an error (replacing its target would change another file).
+    pub(crate) fn ensure_mount_point(&mut self, path: &[u8]) -> Result<(), ImageError> {
+        let err = |reason: String| ImageError::MountPoint {
+            path: String::from_utf8_lossy(path).into_owned(),
+            reason,
         };
-        let mut pending: Vec<Vec<u8>> = dir
+        let target = self.walk(path, true, true).map_err(err)?;
+        match self.nodes.get(&target) {
+            Some(Node {
+                kind: NodeKind::Dir,
+                ..
+            }) => Ok(()),
+            Some(_) if target != path => Err(err(format!(
+                "it links to /{}, which is not a directory",
+                String::from_utf8_lossy(&target)
+            ))),
+            _ => {
+                self.put(target, Node::implicit_dir());
+                Ok(())
+            }
+        }
+    }
+
+    /// Resolves `path` component by component through the tree's symlinks (its last component
+    /// too with `follow_last`), clamping `..` at the root. With `create`, a non-directory
+    /// before the last component is an error.
+    fn walk(&self, path: &[u8], follow_last: bool, create: bool) -> Result<Vec<u8>, String> {
+        let mut pending: Vec<Vec<u8>> = path
             .split(|&b| b == b'/')
             .rev()
             .map(<[u8]>::to_vec)
@@ -228,6 +264,11 @@ impl Tree {
                 next.push(b'/');
             }
             next.extend_from_slice(&comp);
+            let last = pending.is_empty();
+            if last && !follow_last {
+                cur = next;
+                break;
+            }
             match self.nodes.get(&next).map(|n| &n.kind) {
                 Some(NodeKind::Symlink(target)) => {
                     hops += 1;
@@ -240,14 +281,10 @@ impl Tree {
                     pending.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
                 }
                 Some(NodeKind::Dir) | None => cur = next,
-                Some(_) if create => return Err("a parent path is not a directory".into()),
+                Some(_) if create && !last => return Err("a parent path is not a directory".into()),
                 Some(_) => cur = next,
             }
         }
-        if !cur.is_empty() {
-            cur.push(b'/');
-        }
-        cur.extend_from_slice(file_name(path));
         Ok(cur)
     }
 }
@@ -366,5 +403,43 @@ mod tests {
             t.apply_layer(1, vec![put("a/f", file(1))]),
             Err(ImageError::BadEntry { .. })
         ));
+    }
+
+    #[test]
+    fn injection_and_mount_points_keep_the_images_symlinks() {
+        let mut t = Tree::new();
+        t.apply_layer(
+            0,
+            vec![
+                put("usr/etc", dir(0o755)),
+                put("etc", link("usr/etc")),
+                put("tmp", link("/var/tmp")),
+                put("proc", file(0)),
+                put("dev", link("etc/passwd")),
+                put("usr/etc/passwd", file(0)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            t.resolve_parent(b"etc/nitro-provision/runtime.json")
+                .unwrap(),
+            b"usr/etc/nitro-provision/runtime.json"
+        );
+        t.ensure_mount_point(b"tmp").unwrap();
+        assert_eq!(t.get(b"tmp"), Some(&link("/var/tmp")));
+        assert_eq!(t.get(b"var/tmp"), Some(&dir(0o755)));
+        // A plain file where init mounts is replaced by a directory, as before…
+        t.ensure_mount_point(b"proc").unwrap();
+        assert_eq!(t.get(b"proc"), Some(&dir(0o755)));
+        // …but a link to another file is refused rather than clobbering its target.
+        assert!(matches!(
+            t.ensure_mount_point(b"dev"),
+            Err(ImageError::MountPoint { .. })
+        ));
+        assert_eq!(t.get(b"usr/etc/passwd"), Some(&file(0)));
+        t.put(b"usr/etc/x".to_vec(), file(2));
+        assert!(t
+            .resolve_parent(b"usr/etc/x/y")
+            .is_err_and(|e| e.contains("not a directory")));
     }
 }

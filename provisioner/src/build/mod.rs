@@ -1,7 +1,12 @@
 //! Building the deployment's EIF from the pinned inputs in `enclave.yaml`: blobs checked against
-//! their pins, the `enclave-runtime` binary and its config injected, the image's own command
-//! started as the runtime's child. Results are cached by a fingerprint of every input, so `plan`
-//! reuses a build instead of repeating it.
+//! their pins, the `enclave-runtime` binary (for the instance's architecture) and its config
+//! injected, the image's own command started as the runtime's child. Results are cached by a
+//! fingerprint of every input, so `plan` reuses a build instead of repeating it. A build is
+//! staged in a temporary directory and moved into place only when complete: a failed build
+//! leaves the output directory as it was.
+
+mod manifest;
+mod staging;
 
 use std::fs;
 use std::io::{self, Read};
@@ -9,13 +14,14 @@ use std::path::{Path, PathBuf};
 
 use companion_config::{ConfigFile, Logging, RuntimeConfig, Secret, FORMAT_VERSION};
 use nitro_eif::format::Arch;
-use nitro_eif::image::{Command, ExtraFile, ImageSource};
+use nitro_eif::image::{Command, ExtraFile, ImageConfig, ImageSource};
 use nitro_eif::pcr::Measurements;
 use nitro_eif::{BuildSpec, ImageSpec, Progress, SigningSpec, DEFAULT_MAX_UNPACKED};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384};
 
-use crate::config::{instance_types, Loaded};
+use crate::config::{ConfigError, Diagnostic, ImageRef, Loaded, Transport};
+use crate::preflight::{self, Companion};
 
 /// Where the runtime binary sits inside the enclave; it is the enclave's command.
 pub const RUNTIME_PATH_IN_IMAGE: &str = "/nitro-provision/enclave-runtime";
@@ -39,6 +45,9 @@ pub enum BuildError {
     Io { path: PathBuf, source: io::Error },
     #[error("the enclave-runtime binary was not found at {} (build it with `cargo build -p enclave-runtime`, or set image.runtime)", .0.display())]
     RuntimeMissing(PathBuf),
+    /// A problem with an input, at the enclave.yaml key it comes from.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Eif(#[from] nitro_eif::BuildError),
     #[error("{}: not a nitro-cli measurements file: {message}", path.display())]
@@ -90,22 +99,6 @@ pub struct Built {
     pub fingerprint: String,
 }
 
-/// The build manifest: every input and its digest, so a key holder can rebuild and compare.
-#[derive(Debug, Serialize)]
-struct Manifest<'a> {
-    format_version: u32,
-    tool: &'static str,
-    tool_version: &'static str,
-    deployment: &'a str,
-    config_sha256: &'a str,
-    inputs: &'a [nitro_eif::InputDigest],
-    image_digest: &'a Option<String>,
-    argv: &'a [String],
-    env_keys: Vec<&'a str>,
-    eif_sha384: &'a str,
-    measurements: &'a Measurements,
-}
-
 /// The enclave-runtime binary: `image.runtime`, or next to this executable.
 pub fn runtime_binary(loaded: &Loaded) -> PathBuf {
     match &loaded.config.image.runtime {
@@ -129,9 +122,12 @@ fn beside_executable(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// The runtime's configuration, baked into the image (so it is measured in PCR2).
-pub fn runtime_config(loaded: &Loaded) -> RuntimeConfig {
+/// The runtime's configuration, baked into the image (so it is measured in PCR2). The image
+/// config's `User` and `WorkingDir` are recorded so the application runs as the image says.
+pub fn runtime_config(loaded: &Loaded, image: &ImageConfig) -> RuntimeConfig {
     let c = &loaded.config;
+    let process = image.config.clone().unwrap_or_default();
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
     RuntimeConfig {
         format_version: FORMAT_VERSION,
         deployment: c.name.clone(),
@@ -149,20 +145,48 @@ pub fn runtime_config(loaded: &Loaded) -> RuntimeConfig {
             level: c.logging.level.clone(),
             format: c.logging.format.clone(),
         },
+        user: non_empty(process.user),
+        working_dir: non_empty(process.working_dir),
     }
 }
 
-fn image_source(loaded: &Loaded) -> ImageSource {
-    let src = &loaded.config.image.source;
-    // Validation guarantees KIND:PATH with a known kind.
-    let (kind, path) = src.split_once(':').unwrap_or(("rootfs", src));
-    let path = loaded.resolve(Path::new(path));
-    match kind {
-        "docker-archive" => ImageSource::DockerArchive(path),
-        "oci-archive" => ImageSource::OciArchive(path),
-        "oci" => ImageSource::OciLayout(path),
-        _ => ImageSource::RootfsDir(path),
+/// An image source as the EIF crate takes it (from a parsed `image.source`).
+pub fn image_source(r: &ImageRef, base: impl Fn(&Path) -> PathBuf) -> ImageSource {
+    let path = base(Path::new(&r.path));
+    match r.transport {
+        Transport::DockerArchive => ImageSource::DockerArchive(path),
+        Transport::OciArchive => ImageSource::OciArchive(path),
+        Transport::Oci => ImageSource::OciLayout(path),
+        Transport::Rootfs => ImageSource::RootfsDir(path),
     }
+}
+
+/// The image part of the build: source, reference, pinned digest and the enclave's command
+/// (the runtime first, then the image's command); no injected files yet.
+pub fn image_spec(loaded: &Loaded) -> Result<ImageSpec, Diagnostic> {
+    let c = &loaded.config;
+    let r = ImageRef::parse(&c.image.source)
+        .map_err(|e| loaded.diagnostic("image.source", e.message, e.hint))?;
+    Ok(ImageSpec {
+        source: image_source(&r, |p| loaded.resolve(p)),
+        reference: r.reference,
+        platform: None,
+        digest: c.image.digest.clone(),
+        extra_files: Vec::new(),
+        command: Command {
+            prefix: vec![RUNTIME_PATH_IN_IMAGE.into(), "--".into()],
+            entrypoint: c.image.cmd.clone(),
+            cmd: None,
+            env: c
+                .image
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        },
+        source_date_epoch: u32::try_from(c.image.source_date_epoch).unwrap_or(u32::MAX),
+        max_unpacked: DEFAULT_MAX_UNPACKED,
+    })
 }
 
 /// The blobs as the build uses them: their directory, the kernel command line (its pin checked
@@ -171,6 +195,8 @@ fn image_source(loaded: &Loaded) -> ImageSource {
 struct Blobs {
     dir: PathBuf,
     cmdline: String,
+    /// Of the file as pinned (the EIF holds it trimmed, as nitro-cli does).
+    cmdline_sha384: String,
     standin: bool,
 }
 
@@ -188,12 +214,18 @@ fn verified_blobs(loaded: &Loaded) -> Result<Blobs, BuildError> {
         .cloned()
         .unwrap_or_default();
     if actual != expected {
-        return Err(BuildError::BlobMismatch {
+        let e = BuildError::BlobMismatch {
             name: "cmdline".into(),
             path,
             expected,
             actual,
-        });
+        };
+        let d = loaded.diagnostic_at(
+            crate::config::KeyPath::parse("image.blobs.sha384.cmdline"),
+            e.to_string(),
+            None,
+        );
+        return Err(loaded.invalid(vec![d]).into());
     }
     let kernel = dir.join("bzImage");
     let mut head = [0u8; 16];
@@ -203,6 +235,7 @@ fn verified_blobs(loaded: &Loaded) -> Result<Blobs, BuildError> {
     Ok(Blobs {
         dir,
         cmdline,
+        cmdline_sha384: actual,
         standin: head[..n].starts_with(STANDIN_MARKER),
     })
 }
@@ -278,14 +311,40 @@ fn stream_file(path: &Path, mut update: impl FnMut(&[u8])) -> Result<(), BuildEr
     }
 }
 
-/// SHA-384 and SHA-256 of a file in one streaming pass.
+/// SHA-384 and SHA-256 of a file in one streaming read, the SHA-256 on a second thread (the
+/// EIF is hundreds of MiB: one hash after the other would double this step's time).
 fn digests(path: &Path) -> Result<(String, String), BuildError> {
-    let (mut a, mut b) = (Sha384::new(), Sha256::new());
-    stream_file(path, |chunk| {
-        a.update(chunk);
-        b.update(chunk);
-    })?;
-    Ok((hex::encode(a.finalize()), hex::encode(b.finalize())))
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    std::thread::scope(|scope| {
+        let sha256 = scope.spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(&chunk);
+            }
+            hex::encode(h.finalize())
+        });
+        let mut sha384 = Sha384::new();
+        let mut f = fs::File::open(path).map_err(io_at(path))?;
+        loop {
+            let mut buf = Vec::with_capacity(1 << 20);
+            (&mut f)
+                .take(1 << 20)
+                .read_to_end(&mut buf)
+                .map_err(io_at(path))?;
+            if buf.is_empty() {
+                break;
+            }
+            sha384.update(&buf);
+            if tx.send(buf).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let sha256 = sha256
+            .join()
+            .map_err(|_| io_at(path)(io::Error::other("the SHA-256 thread failed")))?;
+        Ok((hex::encode(sha384.finalize()), sha256))
+    })
 }
 
 /// SHA-256 of a file (the supervisor binary: its S3 key and the digest user_data checks).
@@ -293,6 +352,30 @@ pub fn sha256_file(path: &Path) -> Result<String, BuildError> {
     let mut h = Sha256::new();
     stream_file(path, |chunk| h.update(chunk))?;
     Ok(hex::encode(h.finalize()))
+}
+
+/// The supervisor binary's SHA-256, `None` when it is missing; an error when it is not built for
+/// the instance's architecture (it would be uploaded and fail to start on every instance).
+pub fn supervisor_digest(loaded: &Loaded, path: &Path) -> Result<Option<String>, BuildError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    preflight::check_companion(
+        loaded,
+        Companion::Supervisor,
+        path,
+        preflight::eif_arch(loaded),
+    )
+    .map_err(|d| loaded.invalid(vec![d]))?;
+    sha256_file(path).map(Some)
+}
+
+/// A build error at the enclave.yaml key of its input, when it has one.
+fn locate(loaded: &Loaded, e: nitro_eif::BuildError, arch: Arch) -> BuildError {
+    match preflight::build_diagnostic(loaded, &e, Some(arch)) {
+        Some(d) => loaded.invalid(vec![d]).into(),
+        None => e.into(),
+    }
 }
 
 /// Builds into `out_dir` (`NAME.eif`, `measurements.json`, `build-manifest.json`), or reuses a
@@ -303,14 +386,20 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<Built, BuildError> {
     let c = &loaded.config;
+    let arch = preflight::eif_arch(loaded).unwrap_or(Arch::X86_64);
     let blobs = verified_blobs(loaded)?;
     let runtime = runtime_binary(loaded);
     if !runtime.is_file() {
         return Err(BuildError::RuntimeMissing(runtime));
     }
-    let runtime_cfg = runtime_config(loaded).to_json();
+    preflight::check_companion(loaded, Companion::Runtime, &runtime, Some(arch))
+        .map_err(|d| loaded.invalid(vec![d]))?;
+    let mut image = image_spec(loaded).map_err(|d| loaded.invalid(vec![d]))?;
+    let info = nitro_eif::inspect_spec_image(&image, arch).map_err(|e| locate(loaded, e, arch))?;
+    let runtime_config = runtime_config(loaded, &info.config);
+    let runtime_cfg = runtime_config.to_json();
     let fp = fingerprint(loaded, &runtime, &runtime_cfg)?;
-    let record_path = out_dir.join("build-record.json");
+    let record_path = out_dir.join(RECORD);
     if let Ok(text) = fs::read_to_string(&record_path) {
         if let Ok(prev) = serde_json::from_str::<Built>(&text) {
             // The EIF is re-hashed before it is reused: a cached file whose bytes changed on
@@ -326,86 +415,47 @@ pub fn build(
             }
         }
     }
-    fs::create_dir_all(out_dir).map_err(io_at(out_dir))?;
-    let cfg_path = out_dir.join("runtime.json");
+    let stage = staging::Staging::new(out_dir)?;
+    let cfg_path = stage.path(RUNTIME_JSON);
     fs::write(&cfg_path, &runtime_cfg).map_err(io_at(&cfg_path))?;
-    let arch = match instance_types::lookup(&c.instance.instance_type).map(|s| s.arch) {
-        Ok(instance_types::Arch::Arm64) => Arch::Aarch64,
-        _ => Arch::X86_64,
-    };
+    image.extra_files = vec![
+        ExtraFile {
+            dest: RUNTIME_PATH_IN_IMAGE.into(),
+            source: runtime.clone(),
+            mode: 0o755,
+        },
+        ExtraFile {
+            dest: RUNTIME_CONFIG_IN_IMAGE.into(),
+            source: cfg_path,
+            mode: 0o444,
+        },
+    ];
     let spec = BuildSpec {
         name: c.name.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: None,
         arch,
         kernel: blobs.dir.join("bzImage"),
-        cmdline: blobs.cmdline,
+        cmdline: blobs.cmdline.clone(),
         init: blobs.dir.join("init"),
         nsm_ko: blobs.dir.join("nsm.ko"),
-        image: ImageSpec {
-            source: image_source(loaded),
-            platform: None,
-            digest: c.image.digest.clone(),
-            extra_files: vec![
-                ExtraFile {
-                    dest: RUNTIME_PATH_IN_IMAGE.into(),
-                    source: runtime,
-                    mode: 0o755,
-                },
-                ExtraFile {
-                    dest: RUNTIME_CONFIG_IN_IMAGE.into(),
-                    source: cfg_path,
-                    mode: 0o444,
-                },
-            ],
-            command: Command {
-                prefix: vec![RUNTIME_PATH_IN_IMAGE.into(), "--".into()],
-                entrypoint: c.image.cmd.clone(),
-                cmd: None,
-                env: c
-                    .image
-                    .env
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
-            },
-            source_date_epoch: u32::try_from(c.image.source_date_epoch).unwrap_or(u32::MAX),
-            max_unpacked: DEFAULT_MAX_UNPACKED,
-        },
+        image,
         pinned_sha384: input_pins(loaded),
         signing: c.image.signing.as_ref().map(|s| SigningSpec {
             private_key: loaded.resolve(&s.private_key),
             certificate: loaded.resolve(&s.certificate),
         }),
     };
-    let eif = out_dir.join(format!("{}.eif", c.name));
-    let output = nitro_eif::build_eif(&spec, &eif, progress)?;
-    let (eif_sha384, eif_sha256) = digests(&eif)?;
-    let measurements_path = out_dir.join("measurements.json");
-    fs::write(&measurements_path, output.measurements.to_json() + "\n")
-        .map_err(io_at(&measurements_path))?;
-    let manifest = Manifest {
-        format_version: 1,
-        tool: "nitro-provision",
-        tool_version: env!("CARGO_PKG_VERSION"),
-        deployment: &c.name,
-        config_sha256: &loaded.sha256,
-        inputs: &output.inputs,
-        image_digest: &output.image_digest,
-        argv: &output.argv,
-        // Keys only: values may be sensitive and are in the image anyway.
-        env_keys: output
-            .env
-            .iter()
-            .map(|e| e.split('=').next().unwrap_or(""))
-            .collect(),
-        eif_sha384: &eif_sha384,
-        measurements: &output.measurements,
-    };
-    let manifest_path = out_dir.join("build-manifest.json");
-    let manifest_json = serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n";
-    fs::write(&manifest_path, manifest_json).map_err(io_at(&manifest_path))?;
+    let eif_name = format!("{}.eif", c.name);
+    let output = nitro_eif::build_eif(&spec, &stage.path(&eif_name), progress)
+        .map_err(|e| locate(loaded, e, arch))?;
+    let (eif_sha384, eif_sha256) = digests(&stage.path(&eif_name))?;
+    let measurements_json = output.measurements.to_json() + "\n";
+    stage.write(MEASUREMENTS, measurements_json.as_bytes())?;
+    let manifest =
+        manifest::Manifest::new(loaded, &spec, &blobs, &output, &runtime_config, &eif_sha384)?;
+    stage.write(MANIFEST, manifest.to_json().as_bytes())?;
     let built = Built {
-        eif,
+        eif: out_dir.join(&eif_name),
         eif_sha384,
         eif_sha256,
         eif_size: output.eif_size,
@@ -414,6 +464,14 @@ pub fn build(
         fingerprint: fp,
     };
     let record = serde_json::to_string_pretty(&built).unwrap_or_default();
-    fs::write(&record_path, record).map_err(io_at(&record_path))?;
+    stage.write(RECORD, record.as_bytes())?;
+    stage.publish(&[&eif_name, RUNTIME_JSON, MEASUREMENTS, MANIFEST], RECORD)?;
     Ok(built)
 }
+
+/// Files a build leaves in its output directory; the record is written last (it makes the
+/// build reusable).
+const RECORD: &str = "build-record.json";
+const RUNTIME_JSON: &str = "runtime.json";
+const MEASUREMENTS: &str = "measurements.json";
+const MANIFEST: &str = "build-manifest.json";
