@@ -82,7 +82,7 @@ impl Setup {
             holder: own.clone(),
             own,
         };
-        s.holder = s.connect("auditor");
+        s.holder = s.connect(&creds);
         let steady = s.np(&[
             "policy",
             "render",
@@ -113,17 +113,32 @@ impl Setup {
         s
     }
 
-    fn connect(&self, profile: &str) -> Aws {
-        std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &self.credentials);
-        std::env::set_var("AWS_CONFIG_FILE", "/dev/null");
-        self.rt
-            .block_on(Aws::connect(&AwsOptions {
-                region: "us-east-1".into(),
-                profile: Some(profile.into()),
-                endpoint_url: Some(self.moto.url()),
-                max_attempts: 1,
-            }))
-            .unwrap()
+    /// In-process clients with the holder's assumed-role credentials. Passed directly, not
+    /// through a profile file: tests run in parallel, and a process-wide
+    /// AWS_SHARED_CREDENTIALS_FILE would let one test read another's (another moto's) keys.
+    /// The binary, a process of its own, is what reads the profile.
+    fn connect(&self, creds: &aws_sdk_sts::types::Credentials) -> Aws {
+        let opts = AwsOptions {
+            region: "us-east-1".into(),
+            profile: None,
+            endpoint_url: Some(self.moto.url()),
+            max_attempts: 1,
+        };
+        let provider = aws_sdk_kms::config::Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_string()),
+            None,
+            "holder-test",
+        );
+        let conf = self.rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(opts.region.clone()))
+                .endpoint_url(self.moto.url())
+                .credentials_provider(provider)
+                .load(),
+        );
+        Aws::from_config(&conf, &opts)
     }
 
     /// Sets the holder's `profile` and `key` in enclave.yaml.

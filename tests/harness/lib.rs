@@ -3,8 +3,8 @@
 //! A missing tool fails the test with the command that installs it: never a silent skip.
 
 mod awsim;
-mod imds;
 pub mod images;
+mod imds;
 mod moto;
 
 pub use awsim::{Awsim, Identities, Keys};
