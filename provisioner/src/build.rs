@@ -7,7 +7,10 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use companion_config::{ConfigFile, Logging, RuntimeConfig, Secret, FORMAT_VERSION};
+use companion_config::{
+    Api, App, ConfigFile, Logging, Platform, RuntimeConfig, RuntimeLink, Secret, Storage,
+    FORMAT_VERSION,
+};
 use nitro_eif::format::Arch;
 use nitro_eif::image::{Command, ExtraFile, ImageSource};
 use nitro_eif::pcr::Measurements;
@@ -149,6 +152,19 @@ pub fn runtime_config(loaded: &Loaded) -> RuntimeConfig {
             level: c.logging.level.clone(),
             format: c.logging.format.clone(),
         },
+        production: c.production,
+        kms_key: crate::render::key_alias(c),
+        nsm: nitro_nsm::Backend::Device {},
+        platform: Platform::Nitro,
+        link: RuntimeLink::default(),
+        app: App::default(),
+        api: Api::default(),
+        storage: Some(Storage {
+            bucket: crate::render::bucket_name(c),
+        }),
+        ingress_ports: c.instance.ingress.iter().map(|i| i.port).collect(),
+        log_forwarding: true,
+        aws_test_endpoint: None,
     }
 }
 

@@ -68,10 +68,10 @@ impl Deployment {
         let shape = instance_types::lookup(&c.instance.instance_type).ok();
         Deployment {
             partition,
-            bucket: format!("{}-{}-{}", c.name, c.account, c.region),
+            bucket: bucket_name(c),
             role_arn: format!("arn:{partition}:iam::{}:role/{role_name}", c.account),
             role_name,
-            key_alias: format!("alias/{}", c.name),
+            key_alias: key_alias(c),
             log_group: format!("/nitro-provision/{}", c.name),
             deployment_parameter: format!("/nitro-provision/{}/deployment", c.name),
             artifacts,
@@ -419,6 +419,17 @@ impl Deployment {
 }
 
 /// The DNS suffix of a partition's service endpoints.
+/// The stack's bucket (artifacts, and the runtime's sealed storage under `storage.prefix`).
+pub fn bucket_name(c: &Config) -> String {
+    format!("{}-{}-{}", c.name, c.account, c.region)
+}
+
+/// The deployment key's alias: what the runtime names its KMS key by (the key id is only known
+/// after the stack exists, and the runtime config is measured before).
+pub fn key_alias(c: &Config) -> String {
+    format!("alias/{}", c.name)
+}
+
 fn dns_suffix(partition: &str) -> &'static str {
     match partition {
         "aws-cn" => "amazonaws.com.cn",
