@@ -50,16 +50,40 @@ fn unknown_fields_and_versions_are_refused_with_their_position() {
     v["format_version"] = json!(9);
     let o = check(&v);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("format_version 9 is not supported"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("format_version 9 is not supported"),
+        "{}",
+        stderr(&o)
+    );
     let cases = [
         ("app", json!({"usr": "app"}), "unknown field `usr`"),
-        ("platform", json!({"kind": "laptop"}), "unknown variant `laptop`"),
-        ("platform", json!({"kind": "simulated", "hwrng": "x"}), "missing field `clocksource`"),
-        ("nsm", json!({"kind": "device", "path": "/dev/nsm"}), "unknown field `path`"),
+        (
+            "platform",
+            json!({"kind": "laptop"}),
+            "unknown variant `laptop`",
+        ),
+        (
+            "platform",
+            json!({"kind": "simulated", "hwrng": "x"}),
+            "missing field `clocksource`",
+        ),
+        (
+            "nsm",
+            json!({"kind": "device", "path": "/dev/nsm"}),
+            "unknown field `path`",
+        ),
         ("link", json!({"cid": 3}), "unknown field `cid`"),
         ("api", json!({"port": 70000}), "invalid value"),
-        ("app", json!({"readiness": {"kind": "tcp"}}), "missing field `port`"),
-        ("storage", json!({"bucket": "b", "region": "x"}), "unknown field `region`"),
+        (
+            "app",
+            json!({"readiness": {"kind": "tcp"}}),
+            "missing field `port`",
+        ),
+        (
+            "storage",
+            json!({"bucket": "b", "region": "x"}),
+            "unknown field `region`",
+        ),
         ("surprise", json!(1), "unknown field `surprise`"),
     ];
     for (field, value, expected) in cases {
@@ -78,7 +102,8 @@ fn production_refuses_every_test_only_choice() {
     let mut v = minimal();
     v["nsm"] = json!({"kind": "simulator", "pki_dir": "/x", "measurements": "/y"});
     v["platform"] = json!({"kind": "simulated", "hwrng": "nsm-hwrng", "clocksource": "kvm-clock"});
-    v["link"] = json!({"transport": {"type": "tcp", "listen": "127.0.0.1:1", "connect": "127.0.0.1:2"}});
+    v["link"] =
+        json!({"transport": {"type": "tcp", "listen": "127.0.0.1:1", "connect": "127.0.0.1:2"}});
     v["aws_test_endpoint"] = json!({"endpoint_url": "https://localhost:1", "root_pem": ""});
     let o = check(&v);
     assert_eq!(o.status.code(), Some(1));

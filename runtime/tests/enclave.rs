@@ -6,7 +6,10 @@ use common::*;
 use enclave_supervisor::services::EnclaveEvent;
 
 fn is_exit(e: &EnclaveEvent) -> bool {
-    matches!(e, EnclaveEvent::AppExited { .. } | EnclaveEvent::Fatal { .. })
+    matches!(
+        e,
+        EnclaveEvent::AppExited { .. } | EnclaveEvent::Fatal { .. }
+    )
 }
 
 fn stages(events: &[EnclaveEvent]) -> Vec<String> {
@@ -25,22 +28,45 @@ async fn secrets_reach_the_app_env_only_and_the_exit_status_reaches_the_supervis
     w.put_secret("/demo/db-password", b"hunter2-db").await;
     w.put_secret("/demo/api-key", b"k3y with spaces").await;
     let config = w.runtime_config(
-        &[("/demo/db-password", "DB_PASSWORD"), ("/demo/api-key", "API_KEY")],
+        &[
+            ("/demo/db-password", "DB_PASSWORD"),
+            ("/demo/api-key", "API_KEY"),
+        ],
         ADMITTED_PCR2,
     );
     let out = w.path("app-env.txt");
-    let child = w.spawn(&config, &format!("env > {}; echo hello from the app; exit 3", out.display()));
+    let child = w.spawn(
+        &config,
+        &format!("env > {}; echo hello from the app; exit 3", out.display()),
+    );
     let events = w.events_until(120, is_exit).await;
     let (code, stderr) = wait_exit(child, 30);
 
     assert_eq!(
         stages(&events),
-        ["control", "config", "logs", "loopback", "entropy", "clock", "attestation", "credentials", "secrets", "api", "ingress", "app", "ready"],
+        [
+            "control",
+            "config",
+            "logs",
+            "loopback",
+            "entropy",
+            "clock",
+            "attestation",
+            "credentials",
+            "secrets",
+            "api",
+            "ingress",
+            "app",
+            "ready"
+        ],
         "{events:#?}"
     );
     assert_eq!(
         events.last(),
-        Some(&EnclaveEvent::AppExited { code: Some(3), signal: None })
+        Some(&EnclaveEvent::AppExited {
+            code: Some(3),
+            signal: None
+        })
     );
     assert_eq!(code, Some(3), "{stderr}");
     let env = read_env(&out);
@@ -50,12 +76,20 @@ async fn secrets_reach_the_app_env_only_and_the_exit_status_reaches_the_supervis
     assert!(env["NITRO_API_URL"].starts_with("http://127.0.0.1:"));
     assert_eq!(env["NITRO_API_TOKEN"].len(), 64);
     // Never in the runtime's own output (which the console and log service see).
-    assert!(!stderr.contains("hunter2") && !stderr.contains("k3y with"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("k3y with"),
+        "{stderr}"
+    );
     // Every attested call carried a Recipient and was allowed by the PCR statement.
     let log = w.awsim.log();
-    let decrypts: Vec<_> = log.iter().filter(|e| e["target"] == "TrentService.Decrypt").collect();
+    let decrypts: Vec<_> = log
+        .iter()
+        .filter(|e| e["target"] == "TrentService.Decrypt")
+        .collect();
     assert_eq!(decrypts.len(), 2, "{log:#?}");
-    assert!(decrypts.iter().all(|e| e["recipient"] == true && e["decision"] == "allow"));
+    assert!(decrypts
+        .iter()
+        .all(|e| e["recipient"] == true && e["decision"] == "allow"));
     // The app's stdout went through the log service.
     w.services.take().unwrap().shutdown().await;
     assert!(w.metric("nitro_enclave_log_events_forwarded_total") >= 1.0);
@@ -74,7 +108,10 @@ async fn a_release_the_policy_does_not_admit_is_denied_and_the_app_never_starts(
         Some(EnclaveEvent::Fatal { stage, message }) => {
             assert_eq!(stage, "secrets");
             assert!(message.contains("/demo/db-password"), "{message}");
-            assert!(message.contains("denied") || message.contains("AccessDenied"), "{message}");
+            assert!(
+                message.contains("denied") || message.contains("AccessDenied"),
+                "{message}"
+            );
         }
         other => panic!("expected fatal, got {other:?}\n{stderr}"),
     }
@@ -110,20 +147,50 @@ async fn sigterm_is_forwarded_and_sigkill_follows_the_grace() {
     let mut w = World::start().await;
     let config = w.runtime_config(&[], ADMITTED_PCR2);
     // Graceful: the app exits on TERM with its own code.
-    let child = w.spawn(&config, "trap 'exit 7' TERM; while :; do sleep 0.1; done");
-    w.events_until(120, |e| matches!(e, EnclaveEvent::Ready)).await;
+    let armed = w.path("armed");
+    let child = w.spawn(
+        &config,
+        &format!(
+            "trap 'exit 7' TERM; touch {}; while :; do sleep 0.1; done",
+            armed.display()
+        ),
+    );
+    w.events_until(120, |e| matches!(e, EnclaveEvent::Ready))
+        .await;
+    wait_for_file(&armed);
     let pid = child.id() as i32;
     unsafe { libc_kill(pid, 15) };
     let events = w.events_until(30, is_exit).await;
-    assert_eq!(events.last(), Some(&EnclaveEvent::AppExited { code: Some(7), signal: None }));
+    assert_eq!(
+        events.last(),
+        Some(&EnclaveEvent::AppExited {
+            code: Some(7),
+            signal: None
+        })
+    );
     assert_eq!(wait_exit(child, 30).0, Some(7));
 
     // Stubborn: TERM ignored, SIGKILL after the 2 s grace.
-    let child = w.spawn(&config, "trap '' TERM; while :; do sleep 0.1; done");
-    w.events_until(120, |e| matches!(e, EnclaveEvent::Ready)).await;
+    std::fs::remove_file(&armed).unwrap();
+    let child = w.spawn(
+        &config,
+        &format!(
+            "trap '' TERM; touch {}; while :; do sleep 0.1; done",
+            armed.display()
+        ),
+    );
+    w.events_until(120, |e| matches!(e, EnclaveEvent::Ready))
+        .await;
+    wait_for_file(&armed);
     unsafe { libc_kill(child.id() as i32, 15) };
     let events = w.events_until(30, is_exit).await;
-    assert_eq!(events.last(), Some(&EnclaveEvent::AppExited { code: None, signal: Some(9) }));
+    assert_eq!(
+        events.last(),
+        Some(&EnclaveEvent::AppExited {
+            code: None,
+            signal: Some(9)
+        })
+    );
     assert_eq!(wait_exit(child, 30).0, Some(128 + 9));
 }
 
@@ -139,13 +206,22 @@ async fn a_log_flood_drops_and_counts_without_blocking_the_app() {
     // ~400k lines as fast as sh can write them.
     let child = w.spawn(&config, "i=0; while [ $i -lt 20000 ]; do echo aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; echo b; echo c; echo d; echo e; echo f; echo g; echo h; echo i; echo j; echo k; echo l; echo m; echo n; echo o; echo p; echo q; echo r; echo s; echo t; i=$((i+1)); done; exit 0");
     let events = w.events_until(300, is_exit).await;
-    assert_eq!(events.last(), Some(&EnclaveEvent::AppExited { code: Some(0), signal: None }));
+    assert_eq!(
+        events.last(),
+        Some(&EnclaveEvent::AppExited {
+            code: Some(0),
+            signal: None
+        })
+    );
     assert_eq!(wait_exit(child, 30).0, Some(0));
     let forwarded = w.metric("nitro_enclave_log_events_forwarded_total");
     let dropped = w.metric("nitro_enclave_log_events_dropped_total{side=\"enclave\"}")
         + w.metric("nitro_enclave_log_events_dropped_total{side=\"host\"}");
     assert!(forwarded > 0.0);
-    assert!(dropped > 0.0, "400k lines and no drop: forwarded {forwarded}");
+    assert!(
+        dropped > 0.0,
+        "400k lines and no drop: forwarded {forwarded}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,17 +229,30 @@ async fn storage_and_dynamic_secrets_round_trip_and_tampering_is_refused() {
     let mut w = World::start().await;
     let config = w.runtime_config(&[], ADMITTED_PCR2);
     let out = w.path("app-env.txt");
-    let child = w.spawn(&config, &format!("env > {}; sleep 60", out.display()));
-    w.events_until(120, |e| matches!(e, EnclaveEvent::Ready)).await;
+    let child = w.spawn(
+        &config,
+        &format!("env > {0}.tmp; mv {0}.tmp {0}; sleep 60", out.display()),
+    );
+    w.events_until(120, |e| matches!(e, EnclaveEvent::Ready))
+        .await;
+    wait_for_file(&out);
     let env = read_env(&out);
-    let port: u16 = env["NITRO_API_URL"].rsplit(':').next().unwrap().parse().unwrap();
+    let port: u16 = env["NITRO_API_URL"]
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let token = env["NITRO_API_TOKEN"].clone();
     let api = |m: &str, p: &str, b: &[u8]| http(port, m, p, &token, b);
 
     assert_eq!(http(port, "GET", "/v1/storage", "wrong", b"").0, 401);
     assert_eq!(api("PUT", "/v1/storage/users/a", b"alice's state").0, 204);
     assert_eq!(api("PUT", "/v1/storage/users/b", b"bob's state").0, 204);
-    assert_eq!(api("GET", "/v1/storage/users/a", b""), (200, b"alice's state".to_vec()));
+    assert_eq!(
+        api("GET", "/v1/storage/users/a", b""),
+        (200, b"alice's state".to_vec())
+    );
     let (status, list) = api("GET", "/v1/storage", b"");
     assert_eq!(status, 200);
     let list: serde_json::Value = serde_json::from_slice(&list).unwrap();
@@ -172,23 +261,46 @@ async fn storage_and_dynamic_secrets_round_trip_and_tampering_is_refused() {
     assert_eq!(api("GET", "/v1/storage/../x", b"").0, 400);
 
     assert_eq!(api("PUT", "/v1/secrets/signing-key", b"dyn-secret").0, 204);
-    assert_eq!(api("GET", "/v1/secrets/signing-key", b""), (200, b"dyn-secret".to_vec()));
+    assert_eq!(
+        api("GET", "/v1/secrets/signing-key", b""),
+        (200, b"dyn-secret".to_vec())
+    );
     // Same name, other kind: not the secret.
     assert_eq!(api("GET", "/v1/storage/signing-key", b"").0, 404);
-    assert_eq!(api("PUT", "/v1/secrets/too-big", &vec![0u8; 64 * 1024 + 1]).0, 413);
+    assert_eq!(
+        api("PUT", "/v1/secrets/too-big", &vec![0u8; 64 * 1024 + 1]).0,
+        413
+    );
 
     // At rest it is sealed.
     let s3 = s3(&w.admin);
     let get = |key: &'static str| {
         let s3 = s3.clone();
         async move {
-            s3.get_object().bucket(BUCKET).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
+            s3.get_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec()
         }
     };
     let put = |key: &'static str, body: Vec<u8>| {
         let s3 = s3.clone();
         async move {
-            s3.put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
         }
     };
     let a = get("enclave/data/users/a").await;
@@ -203,7 +315,10 @@ async fn storage_and_dynamic_secrets_round_trip_and_tampering_is_refused() {
     put("enclave/data/users/a", tampered).await;
     assert_eq!(api("GET", "/v1/storage/users/a", b"").0, 422);
     put("enclave/data/users/a", a).await;
-    assert_eq!(api("GET", "/v1/storage/users/a", b""), (200, b"alice's state".to_vec()));
+    assert_eq!(
+        api("GET", "/v1/storage/users/a", b""),
+        (200, b"alice's state".to_vec())
+    );
 
     assert_eq!(api("DELETE", "/v1/storage/users/a", b"").0, 204);
     assert_eq!(api("GET", "/v1/storage/users/a", b"").0, 404);
@@ -215,18 +330,35 @@ async fn storage_and_dynamic_secrets_round_trip_and_tampering_is_refused() {
     assert_eq!(status, 200);
     assert_eq!(doc[0], 0x84, "a COSE_Sign1 array");
     let big = "A".repeat(700);
-    assert_eq!(api("POST", "/v1/attestation", format!(r#"{{"nonce":"{big}"}}"#).as_bytes()).0, 400);
+    assert_eq!(
+        api(
+            "POST",
+            "/v1/attestation",
+            format!(r#"{{"nonce":"{big}"}}"#).as_bytes()
+        )
+        .0,
+        400
+    );
 
     unsafe { libc_kill(child.id() as i32, 15) };
     let events = w.events_until(30, is_exit).await;
     // sh -c ... sleep: TERM ends it (by signal, as sh does not trap).
-    assert!(matches!(events.last(), Some(EnclaveEvent::AppExited { .. })));
+    assert!(matches!(
+        events.last(),
+        Some(EnclaveEvent::AppExited { .. })
+    ));
     wait_exit(child, 30);
     let counters = events.iter().rev().find_map(|e| match e {
         EnclaveEvent::Counters(c) => Some(c.clone()),
         _ => None,
     });
     let counters = counters.expect("final counters relayed");
-    assert!(counters["storage_writes"] >= 2 && counters["secret_reads"] >= 2, "{counters:?}");
-    assert!(counters["storage_errors"] >= 2 && counters["http_errors"] >= 5, "{counters:?}");
+    assert!(
+        counters["storage_writes"] >= 2 && counters["secret_reads"] >= 2,
+        "{counters:?}"
+    );
+    assert!(
+        counters["storage_errors"] >= 2 && counters["http_errors"] >= 5,
+        "{counters:?}"
+    );
 }

@@ -124,7 +124,12 @@ impl World {
             .send()
             .await
             .unwrap();
-        s3(&admin).create_bucket().bucket(BUCKET).send().await.unwrap();
+        s3(&admin)
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
 
         let keys = dir.path().join("role-keys.json");
         std::fs::write(
@@ -137,9 +142,13 @@ impl World {
 
         let (tx, events) = mpsc::channel(4096);
         let metrics = Arc::new(ServiceMetrics::new());
-        let services = Services::start(&supervisor_config(dir.path(), &awsim, &imds), tx, metrics.clone())
-            .await
-            .expect("supervisor services start");
+        let services = Services::start(
+            &supervisor_config(dir.path(), &awsim, &imds),
+            tx,
+            metrics.clone(),
+        )
+        .await
+        .expect("supervisor services start");
         World {
             dir,
             awsim,
@@ -183,7 +192,10 @@ impl World {
 
     /// A runtime config for this world; tests adjust fields before [`World::spawn`].
     pub fn runtime_config(&self, secrets: &[(&str, &str)], pcr2: u8) -> RuntimeConfig {
-        let measurements = self.dir.path().join(format!("measurements-{pcr2:02x}.json"));
+        let measurements = self
+            .dir
+            .path()
+            .join(format!("measurements-{pcr2:02x}.json"));
         std::fs::write(&measurements, measurements_json(pcr2)).unwrap();
         RuntimeConfig {
             format_version: FORMAT_VERSION,
@@ -360,7 +372,12 @@ pub fn wait_exit(mut child: Child, secs: u64) -> (Option<i32>, String) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code(), err);
         }
         if std::time::Instant::now() > deadline {
@@ -398,11 +415,17 @@ pub fn http(port: u16, method: &str, path: &str, token: &str, body: &[u8]) -> (u
     s.write_all(body).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
     let head = String::from_utf8_lossy(&out[..split]).to_string();
     let status = head[9..12].parse().unwrap();
     let mut body = out[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -412,12 +435,27 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
         data = &data[line_end + 2..];
         if size == 0 {
             return out;
         }
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
+    }
+}
+
+/// Waits (up to 30 s) until the app created `path`.
+pub fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
