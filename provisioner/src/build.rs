@@ -8,8 +8,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use companion_config::{
-    Api, App, ConfigFile, Logging, Platform, RuntimeConfig, RuntimeLink, Secret, Storage,
-    FORMAT_VERSION,
+    Api, App, ConfigFile, Logging, NsmBackend, Platform, RuntimeConfig, RuntimeLink, Secret,
+    Storage, FORMAT_VERSION,
 };
 use nitro_eif::format::Arch;
 use nitro_eif::image::{Command, ExtraFile, ImageSource};
@@ -154,7 +154,7 @@ pub fn runtime_config(loaded: &Loaded) -> RuntimeConfig {
         },
         production: c.production,
         kms_key: crate::render::key_alias(c),
-        nsm: nitro_nsm::Backend::Device {},
+        nsm: NsmBackend::Device {},
         platform: Platform::Nitro,
         link: RuntimeLink::default(),
         app: App::default(),

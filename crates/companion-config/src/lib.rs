@@ -6,6 +6,9 @@
 mod runtime;
 mod secrets;
 
+/// Which NSM the runtime uses (`nitro_nsm::Backend`, re-exported so writers of the config need
+/// not depend on the NSM crate).
+pub use nitro_nsm::Backend as NsmBackend;
 pub use runtime::{
     Api, App, AwsTestEndpoint, Platform, Readiness, RuntimeLink, Storage, DEFAULT_API_PORT,
     DEFAULT_PARENT_CID,
