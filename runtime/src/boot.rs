@@ -412,14 +412,22 @@ async fn check_platform(config: &RuntimeConfig, reporter: &Reporter) -> Result<(
     Ok(())
 }
 
-/// Opens the NSM, refuses debug mode in production, and proves the NSM signs.
+/// Opens the configured NSM and attests ourselves.
 async fn attest_self(config: &RuntimeConfig, reporter: &Reporter) -> Result<Arc<dyn Nsm>, Failure> {
     let nsm: Arc<dyn Nsm> = nitro_nsm::open(&config.nsm, config.production)
         .map_err(at("attestation"))?
         .into();
+    let detail = self_attest(&*nsm, config.production)?;
+    reporter.stage("attestation", &detail).await;
+    Ok(nsm)
+}
+
+/// Refuses debug mode (all-zero PCR0: memory and console open to the host) in production, and
+/// proves the NSM signs a document; returns the stage detail.
+fn self_attest(nsm: &dyn Nsm, production: bool) -> Result<String, Failure> {
     let pcr0 = nsm.describe_pcr(0).map_err(at("attestation"))?.value;
     let debug = pcr0.iter().all(|&b| b == 0);
-    if debug && config.production {
+    if debug && production {
         return Err(Failure {
             stage: "attestation",
             message: "PCR0 is all zeros: the enclave runs in debug mode (its memory and console are open to the host); refused with `production: true`".into(),
@@ -431,7 +439,7 @@ async fn attest_self(config: &RuntimeConfig, reporter: &Reporter) -> Result<Arc<
         AttestationRequest::new(None, Some(nonce.to_vec()), None).map_err(at("attestation"))?;
     let document = nsm.attest(&request).map_err(at("attestation"))?;
     let pcr0_hex: String = pcr0.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let detail = format!(
+    Ok(format!(
         "document {} bytes, PCR0 {pcr0_hex}…{}{}",
         document.len(),
         if debug { " (debug mode)" } else { "" },
@@ -440,9 +448,7 @@ async fn attest_self(config: &RuntimeConfig, reporter: &Reporter) -> Result<Arc<
         } else {
             ""
         }
-    );
-    reporter.stage("attestation", &detail).await;
-    Ok(nsm)
+    ))
 }
 
 /// 32 random bytes, hex: the app's bearer token for the internal API.
@@ -484,4 +490,40 @@ fn start_app(
         logs: forward.sender(),
     })
     .map_err(at("app"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nitro_nsm::simulator::{Pcrs, Simulator, TestPki};
+
+    fn nsm(pcr0: &str) -> Simulator {
+        let json =
+            serde_json::json!({"PCR0": pcr0, "PCR1": "1b".repeat(48), "PCR2": "2c".repeat(48)});
+        let pcrs = Pcrs::from_measurements_json(&json.to_string()).unwrap();
+        Simulator::new(TestPki::generate(1).unwrap(), pcrs)
+    }
+
+    #[test]
+    fn debug_mode_is_refused_in_production_only() {
+        let debug = nsm(&"00".repeat(48));
+        let refused = self_attest(&debug, true).unwrap_err();
+        assert_eq!(refused.stage, "attestation");
+        assert!(
+            refused.message.contains("debug mode"),
+            "{}",
+            refused.message
+        );
+        let allowed = self_attest(&debug, false).unwrap();
+        assert!(
+            allowed.contains("(debug mode)") && allowed.contains("SIMULATED"),
+            "{allowed}"
+        );
+
+        let release = self_attest(&nsm(&"0a".repeat(48)), true).unwrap();
+        assert!(
+            release.contains("PCR0 0a0a0a") && !release.contains("debug"),
+            "{release}"
+        );
+    }
 }

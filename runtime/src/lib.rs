@@ -3,7 +3,7 @@
 //! serves it the internal API; see [`boot`] for the sequence.
 
 pub mod api;
-mod aws;
+pub mod aws;
 pub mod boot;
 mod child;
 pub mod config;
