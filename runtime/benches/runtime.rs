@@ -16,7 +16,6 @@ use attested_kms::AttestedKms;
 use common::*;
 use enclave_link::credentials::CredentialsClient;
 use enclave_link::transport::Unix;
-use enclave_runtime::aws::{LinkCredentials, LinkDialer};
 use enclave_supervisor::services::EnclaveEvent;
 use nitro_nsm::simulator::{Pcrs, Simulator, TestPki};
 
@@ -88,12 +87,7 @@ async fn concurrent_decrypts(w: &World) {
         transport.clone(),
         Duration::from_secs(300),
     ));
-    let sdk = aws_egress::sdk_config(
-        &egress,
-        Arc::new(LinkDialer(transport)),
-        LinkCredentials(credentials),
-    )
-    .unwrap();
+    let sdk = enclave_runtime::aws::sdk_config(&egress, transport, credentials).unwrap();
     let pki = TestPki::load(&w.path("pki")).unwrap();
     let pcrs = Pcrs::from_measurements_json(&measurements(ADMITTED_PCR2).to_string()).unwrap();
     let kms = Arc::new(AttestedKms::new(
@@ -113,6 +107,19 @@ async fn concurrent_decrypts(w: &World) {
     let results = futures_util::future::join_all(calls).await;
     let elapsed = started.elapsed();
     let ok = results.iter().filter(|r| matches!(r, Ok(Ok(11)))).count();
+    let mut errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("{e:?}")),
+            Err(e) => Some(e.to_string()),
+        })
+        .collect();
+    errors.sort();
+    errors.dedup();
+    for e in errors.iter().take(3) {
+        println!("  failure: {}", &e[..e.len().min(400)]);
+    }
     println!(
         "100 concurrent attested decrypts through the egress link: {ok}/100 ok in {elapsed:?} ({:.1}/s)",
         100.0 / elapsed.as_secs_f64()
