@@ -362,3 +362,44 @@ async fn storage_and_dynamic_secrets_round_trip_and_tampering_is_refused() {
         "{counters:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingress_reaches_the_app_and_the_http_readiness_probe_gates_ready() {
+    let app_port = free_port();
+    let mut w = World::start_with_ingress(&[app_port]).await;
+    let mut config = w.runtime_config(&[], ADMITTED_PCR2);
+    config.ingress_ports = vec![app_port];
+    config.app.readiness = Some(companion_config::Readiness::Http {
+        port: app_port,
+        path: "/".into(),
+        timeout_secs: 60,
+    });
+    let site = w.path("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "served from the enclave").unwrap();
+    // The app listens a second after it starts: ready must wait for it.
+    let child = w.spawn(
+        &config,
+        &format!(
+            "cd {} && sleep 1 && exec python3 -m http.server {app_port} --bind 127.0.0.1",
+            site.display()
+        ),
+    );
+    let events = w
+        .events_until(120, |e| matches!(e, EnclaveEvent::Ready))
+        .await;
+    let ready = events.iter().find_map(|e| match e {
+        EnclaveEvent::Stage { stage, detail } if stage == "ready" => detail.clone(),
+        _ => None,
+    });
+    assert!(ready.unwrap().contains("answered 200"), "{events:#?}");
+    let host = w.services.as_ref().unwrap().ingress_ports()[0].local_addr;
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http(host.port(), "GET", "/index.html", "", b""))
+            .await
+            .unwrap();
+    assert_eq!((status, body), (200, b"served from the enclave".to_vec()));
+    unsafe { libc_kill(child.id() as i32, 15) };
+    w.events_until(30, is_exit).await;
+    wait_exit(child, 30);
+}

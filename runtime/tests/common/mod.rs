@@ -104,6 +104,12 @@ fn role_policy() -> Value {
 impl World {
     /// Starts everything but the runtime: key, alias, bucket, supervisor services.
     pub async fn start() -> World {
+        Self::start_with_ingress(&[]).await
+    }
+
+    /// [`World::start`] with the supervisor forwarding an ephemeral host port to each of
+    /// `vsock_ports`.
+    pub async fn start_with_ingress(vsock_ports: &[u16]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(2).unwrap();
         pki.write(&dir.path().join("pki")).unwrap();
@@ -142,13 +148,18 @@ impl World {
 
         let (tx, events) = mpsc::channel(4096);
         let metrics = Arc::new(ServiceMetrics::new());
-        let services = Services::start(
-            &supervisor_config(dir.path(), &awsim, &imds),
-            tx,
-            metrics.clone(),
-        )
-        .await
-        .expect("supervisor services start");
+        let mut supervisor = supervisor_config(dir.path(), &awsim, &imds);
+        supervisor.proxies = vsock_ports
+            .iter()
+            .map(|&p| Proxy {
+                protocol: "tcp".into(),
+                host_port: 0,
+                vsock_port: p.into(),
+            })
+            .collect();
+        let services = Services::start(&supervisor, tx, metrics.clone())
+            .await
+            .expect("supervisor services start");
         World {
             dir,
             awsim,
