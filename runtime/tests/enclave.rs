@@ -403,3 +403,29 @@ async fn ingress_reaches_the_app_and_the_http_readiness_probe_gates_ready() {
     w.events_until(30, is_exit).await;
     wait_exit(child, 30);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_is_reported_and_the_app_runs_as_the_image_user_in_its_workdir() {
+    let mut w = World::start().await;
+    let mut config = w.runtime_config(&[], ADMITTED_PCR2);
+    let work = w.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    config.app.user = Some("65534:65533".into());
+    config.app.working_dir = Some(work.to_str().unwrap().into());
+    let child = w.spawn(
+        &config,
+        "echo \"$(id -u):$(id -g):$(id -G):$(pwd)\" > who; kill -SEGV $$",
+    );
+    let events = w.events_until(120, is_exit).await;
+    assert_eq!(
+        events.last(),
+        Some(&EnclaveEvent::AppExited {
+            code: None,
+            signal: Some(11)
+        })
+    );
+    assert_eq!(wait_exit(child, 30).0, Some(128 + 11));
+    let who = std::fs::read_to_string(work.join("who")).unwrap();
+    assert_eq!(who.trim(), format!("65534:65533:65533:{}", work.display()));
+}
