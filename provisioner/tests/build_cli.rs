@@ -112,8 +112,8 @@ fn the_images_user_and_working_dir_reach_the_runtime_config() {
     let entries = build(&d);
     let cfg: serde_json::Value =
         serde_json::from_slice(&entries["usr/etc/nitro-provision/runtime.json"].1).unwrap();
-    assert_eq!(cfg["user"], "1000:1000");
-    assert_eq!(cfg["working_dir"], "/srv/app");
+    assert_eq!(cfg["app"]["user"], "1000:1000");
+    assert_eq!(cfg["app"]["working_dir"], "/srv/app");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path("out/build-manifest.json")).unwrap())
             .unwrap();
@@ -126,7 +126,7 @@ fn the_images_user_and_working_dir_reach_the_runtime_config() {
     let cfg: serde_json::Value =
         serde_json::from_slice(&entries["etc/nitro-provision/runtime.json"].1).unwrap();
     assert!(
-        cfg.get("user").is_none() && cfg.get("working_dir").is_none(),
+        cfg["app"]["user"].is_null() && cfg["app"]["working_dir"].is_null(),
         "{cfg}"
     );
 }

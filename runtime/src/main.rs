@@ -1,6 +1,5 @@
-//! `enclave-runtime`: PID 1's child inside the enclave. It will attest, fetch secrets from KMS
-//! via attestation, mount encrypted storage, start the application and forward its logs over
-//! vsock. This build loads and checks its configuration; `--check-config` exits after that.
+//! `enclave-runtime [--config P] -- COMMAND...`: what `nitro-provision build` makes the enclave's
+//! command. The work is in the library ([`enclave_runtime::boot`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +17,9 @@ struct Cli {
     /// Load and validate the configuration, print a summary, and exit.
     #[arg(long)]
     check_config: bool,
+    /// The application's command (the image's Entrypoint + Cmd).
+    #[arg(last = true, required_unless_present = "check_config")]
+    command: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -29,15 +31,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    // Names only: secret values are never logged.
-    tracing::info!(deployment = %config.deployment, secrets = config.secrets.len(), "configuration loaded");
     if cli.check_config {
+        let violations = enclave_runtime::config::production_violations(&config);
+        if !violations.is_empty() {
+            eprintln!(
+                "error: {}: `production: true` refuses {}",
+                cli.config.display(),
+                violations.join(", ")
+            );
+            return ExitCode::from(1);
+        }
         println!(
             "{}: valid (deployment {})",
             cli.config.display(),
@@ -45,6 +48,19 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: the runtime's run loop is not part of this release; use --check-config");
-    ExitCode::from(1)
+    let forward = enclave_runtime::logging::init(&config.logging);
+    // Names only: secret values are never logged.
+    tracing::info!(deployment = %config.deployment, secrets = config.secrets.len(), "configuration loaded");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(enclave_runtime::boot::run(config, cli.command, forward));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -13,6 +13,8 @@ Knobs (command line, or POST /_sim/config with a JSON object of the same names):
   --fail-credentials N   the next N credential GETs answer 500
   --fail-token N         the next N token PUTs answer 500
   --role NAME            the instance role's name (default nitro-provision-test); "" = no role (404)
+  --keys-file PATH       serve these credentials (JSON: access_key_id, secret_access_key,
+                         session_token; e.g. a moto-issued role session) instead of random ones
 GET /_sim/stats returns request counters and the serial of the last credentials issued.
 Prints "listening on 127.0.0.1:PORT" on stdout once bound (port 0 picks a free one).
 """
@@ -37,6 +39,10 @@ class State:
         self.fail_credentials = args.fail_credentials
         self.fail_token = args.fail_token
         self.role = args.role
+        self.keys = None
+        if args.keys_file:
+            with open(args.keys_file) as f:
+                self.keys = json.load(f)
         self.tokens = {}  # token -> monotonic deadline
         self.serial = 0
         self.stats = {"token_puts": 0, "token_rejected": 0, "unauthorized": 0,
@@ -142,6 +148,10 @@ class Handler(BaseHTTPRequestHandler):
                     "Token": secrets.token_urlsafe(200),
                     "Expiration": iso(now + st.expiry_secs),
                 }
+                if st.keys:
+                    doc["AccessKeyId"] = st.keys["access_key_id"]
+                    doc["SecretAccessKey"] = st.keys["secret_access_key"]
+                    doc["Token"] = st.keys["session_token"]
                 return self.reply(200, json.dumps(doc), "text/plain")
         self.reply(404, "Not Found")
 
@@ -169,6 +179,7 @@ def main():
     p.add_argument("--fail-credentials", type=int, default=0)
     p.add_argument("--fail-token", type=int, default=0)
     p.add_argument("--role", default="nitro-provision-test")
+    p.add_argument("--keys-file", default=None)
     args = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True

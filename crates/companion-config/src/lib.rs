@@ -3,8 +3,16 @@
 //! it — so the contract cannot drift. Files are JSON with a `format_version`; readers reject
 //! unknown fields and versions they do not know.
 
+mod runtime;
 mod secrets;
 
+/// Which NSM the runtime uses (`nitro_nsm::Backend`, re-exported so writers of the config need
+/// not depend on the NSM crate).
+pub use nitro_nsm::Backend as NsmBackend;
+pub use runtime::{
+    Api, App, AwsTestEndpoint, Platform, Readiness, RuntimeLink, Storage, DEFAULT_API_PORT,
+    DEFAULT_PARENT_CID,
+};
 pub use secrets::{secret_encryption_context, CONTEXT_DEPLOYMENT, CONTEXT_PARAMETER};
 
 use std::path::{Path, PathBuf};
@@ -304,13 +312,39 @@ pub struct RuntimeConfig {
     pub secrets: Vec<Secret>,
     pub storage_prefix: String,
     pub logging: Logging,
-    /// The image config's `User` (`name`, `uid`, `name:group`, `uid:gid`): the application
-    /// runs as it, as under `docker run`. Absent: root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// The image config's `WorkingDir`: the application starts there. Absent: `/`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
+    /// Refuses debug-mode (all-zero PCR0) attestation, the NSM simulator, simulated platform
+    /// checks, non-vsock links and test AWS endpoints. Omitted means `true`.
+    #[serde(default = "runtime::default_true")]
+    pub production: bool,
+    /// The deployment's KMS key (ARN, id or `alias/NAME`): secrets must decrypt under it and
+    /// sealed storage's data keys come from it.
+    pub kms_key: String,
+    #[serde(default = "device_nsm")]
+    pub nsm: nitro_nsm::Backend,
+    #[serde(default)]
+    pub platform: Platform,
+    #[serde(default)]
+    pub link: RuntimeLink,
+    #[serde(default)]
+    pub app: App,
+    #[serde(default)]
+    pub api: Api,
+    /// None: the storage and dynamic-secret endpoints answer 503.
+    #[serde(default)]
+    pub storage: Option<Storage>,
+    /// Enclave vsock port N is copied to 127.0.0.1:N.
+    #[serde(default)]
+    pub ingress_ports: Vec<u16>,
+    /// Application and runtime lines go to the supervisor's log service; off, they stay on the
+    /// enclave console (readable only in debug mode).
+    #[serde(default = "runtime::default_true")]
+    pub log_forwarding: bool,
+    #[serde(default)]
+    pub aws_test_endpoint: Option<AwsTestEndpoint>,
+}
+
+fn device_nsm() -> nitro_nsm::Backend {
+    nitro_nsm::Backend::Device {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

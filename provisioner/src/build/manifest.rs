@@ -89,8 +89,8 @@ impl<'a> Manifest<'a> {
                 .iter()
                 .map(|e| e.split('=').next().unwrap_or(""))
                 .collect(),
-            user: runtime.user.as_deref(),
-            working_dir: runtime.working_dir.as_deref(),
+            user: runtime.app.user.as_deref(),
+            working_dir: runtime.app.working_dir.as_deref(),
             eif_sha384,
             measurements: &output.measurements,
         })

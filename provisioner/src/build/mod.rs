@@ -12,7 +12,10 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use companion_config::{ConfigFile, Logging, RuntimeConfig, Secret, FORMAT_VERSION};
+use companion_config::{
+    Api, App, ConfigFile, Logging, NsmBackend, Platform, RuntimeConfig, RuntimeLink, Secret,
+    Storage, FORMAT_VERSION,
+};
 use nitro_eif::format::Arch;
 use nitro_eif::image::{Command, ExtraFile, ImageConfig, ImageSource};
 use nitro_eif::pcr::Measurements;
@@ -145,8 +148,23 @@ pub fn runtime_config(loaded: &Loaded, image: &ImageConfig) -> RuntimeConfig {
             level: c.logging.level.clone(),
             format: c.logging.format.clone(),
         },
-        user: non_empty(process.user),
-        working_dir: non_empty(process.working_dir),
+        production: c.production,
+        kms_key: crate::render::key_alias(&c.name),
+        nsm: NsmBackend::Device {},
+        platform: Platform::Nitro,
+        link: RuntimeLink::default(),
+        app: App {
+            user: non_empty(process.user),
+            working_dir: non_empty(process.working_dir),
+            ..App::default()
+        },
+        api: Api::default(),
+        storage: Some(Storage {
+            bucket: crate::render::bucket_name(c),
+        }),
+        ingress_ports: c.instance.ingress.iter().map(|i| i.port).collect(),
+        log_forwarding: true,
+        aws_test_endpoint: None,
     }
 }
 

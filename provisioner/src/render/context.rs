@@ -73,7 +73,7 @@ impl Deployment {
         let shape = instance_types::lookup(&c.instance.instance_type).ok();
         Deployment {
             partition,
-            bucket: format!("{}-{}-{}", c.name, c.account, c.region),
+            bucket: bucket_name(c),
             role_arn: format!("arn:{partition}:iam::{}:role/{role_name}", c.account),
             role_name,
             key_alias: key_alias(&c.name),
@@ -502,6 +502,13 @@ impl Deployment {
 }
 
 /// The DNS suffix of a partition's service endpoints.
+/// The stack's bucket (artifacts, and the runtime's sealed storage under `storage.prefix`).
+pub fn bucket_name(c: &Config) -> String {
+    format!("{}-{}-{}", c.name, c.account, c.region)
+}
+
+/// The deployment key's alias: what the runtime names its KMS key by (the key id is only known
+/// after the stack exists, and the runtime config is measured before).
 fn dns_suffix(partition: &str) -> &'static str {
     match partition {
         "aws-cn" => "amazonaws.com.cn",
