@@ -12,4 +12,5 @@ done
 echo "== static companion binaries (x86_64 + aarch64 musl, reproducibility checked)"
 bash scripts/build-companions.sh --out "$NP_CACHE/companions" --verify-reproducible
 export NP_COMPANIONS="$NP_CACHE/companions"
-cargo test --workspace --locked "$@"
+# The runtime's end-to-end tests need its NSM simulator, a feature no shipped build enables.
+cargo test --workspace --locked --features enclave-runtime/simulator "$@"
