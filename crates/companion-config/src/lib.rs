@@ -3,6 +3,8 @@
 //! it — so the contract cannot drift. Files are JSON with a `format_version`; readers reject
 //! unknown fields and versions they do not know.
 
+pub mod health;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
