@@ -75,8 +75,11 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Delete the stack, its bucket contents, and schedule the KMS key's deletion.
     Destroy(DestroyArgs),
-    /// Stack status, outputs, instances and pinned PCRs.
-    Status,
+    /// Stack status, outputs, and each instance's health (from its supervisor's latest health
+    /// record). Exit 1 when an instance is unhealthy, stale or runs another release.
+    Status(commands::status::StatusArgs),
+    /// The deployment's logs from CloudWatch (every instance and source, by time).
+    Logs(commands::logs::LogsArgs),
     /// Attestation documents: verify against AWS's root, expected PCRs, nonce and age.
     #[command(subcommand)]
     Attest(commands::attest::AttestCommand),
@@ -193,7 +196,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plan(args) => commands::plan::run(&ctx, &args),
         Command::Apply(args) => commands::apply::run(&ctx, &args),
         Command::Destroy(args) => commands::destroy::run(&ctx, &args),
-        Command::Status => commands::status::run(&ctx),
+        Command::Status(args) => commands::status::run(&ctx, &args),
+        Command::Logs(args) => commands::logs::run(&ctx, &args),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
         Command::Attest(cmd) => commands::attest::run(&cmd),
         Command::Verify(args) => commands::verify::run(&ctx, &args),

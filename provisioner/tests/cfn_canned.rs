@@ -34,6 +34,7 @@ fn aws(cfn: Client) -> Aws {
         s3: aws_sdk_s3::Client::new(&conf),
         kms: aws_sdk_kms::Client::new(&conf),
         sts: aws_sdk_sts::Client::new(&conf),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
         region: "us-east-1".into(),
     }
 }

@@ -42,6 +42,10 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("bad cidr", base_with("      cidrs: [0.0.0.0/0]", "      cidrs: [10.0.0.1/8]"), "8:15: instance.ingress[0].cidrs[0]: `10.0.0.1/8` has host bits set"),
         ("secret env name", BASE.to_string() + "secrets:\n  /demo/token: 1TOKEN\n", "21:16: secrets[\"/demo/token\"]: `1TOKEN` is not a valid environment variable name"),
         ("retention", BASE.to_string() + "logging:\n  retention_days: 10\n", "21:19: logging.retention_days: CloudWatch Logs does not accept 10 days (nearest allowed: 7)"),
+        ("rollout typo", BASE.to_string() + "rollout:\n  signal_timeout: 600\n", "21:3: rollout.signal_timeout: unknown key `signal_timeout` (did you mean `signal_timeout_secs`?)"),
+        ("rollout timeout", BASE.to_string() + "rollout:\n  signal_timeout_secs: 50000\n", "21:24: rollout.signal_timeout_secs: CloudFormation waits 60–43200 seconds for a signal, got 50000"),
+        ("rollout shorter than boot grace", BASE.to_string() + "supervisor:\n  boot_grace_secs: 600\nrollout:\n  signal_timeout_secs: 300\n", "23:24: rollout.signal_timeout_secs: must be longer than supervisor.boot_grace_secs (600)"),
+        ("bad sns topic", BASE.to_string() + "alerts:\n  sns_topic_arn: arn:aws:sqs:us-east-1:123456789012:q\n", "21:18: alerts.sns_topic_arn: `arn:aws:sqs:us-east-1:123456789012:q` is not an SNS topic ARN"),
         ("subnets without vpc", base_with("  type: m6i.xlarge\n", "  type: m6i.xlarge\n  network:\n    subnet_ids: [subnet-0123456789abcdef0]\n"), "7:5: instance.network.subnet_ids: `subnet_ids` needs `vpc_id`"),
     ]
 }

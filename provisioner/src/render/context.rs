@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use companion_config::{
-    EgressService, EgressTarget, EnclaveResources, Link, Logging, Proxy, SupervisorConfig,
+    health, EgressService, EgressTarget, EnclaveResources, Link, Logging, Proxy, SupervisorConfig,
     Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
 };
 use serde::Serialize;
@@ -72,7 +72,7 @@ impl Deployment {
             role_arn: format!("arn:{partition}:iam::{}:role/{role_name}", c.account),
             role_name,
             key_alias: format!("alias/{}", c.name),
-            log_group: format!("/nitro-provision/{}", c.name),
+            log_group: log_group_name(&c.name),
             deployment_parameter: format!("/nitro-provision/{}/deployment", c.name),
             artifacts,
             releases,
@@ -194,6 +194,8 @@ impl Deployment {
             "ssm_parameters": self.ssm_parameters(),
             "log_group": self.log_group,
             "key_arn": {"Fn::GetAtt": ["EnclaveKey", "Arn"]},
+            // The supervisor signals its own stack's rollout and nothing else.
+            "stack_id": {"Ref": "AWS::StackId"},
         })
     }
 
@@ -407,7 +409,13 @@ impl Deployment {
                 "ssh_key": c.instance.ssh.as_ref().map(|s| &s.key_name),
             },
             "user_data": user_data,
-            "rolling_pause_secs": c.supervisor.boot_grace_secs.max(60) + 60,
+            "signal_timeout_secs": c.rollout.signal_timeout_secs,
+            "alerts": {"sns_topic_arn": c.alerts.sns_topic_arn},
+            "metrics": {
+                "namespace": health::METRIC_NAMESPACE,
+                "healthy": health::METRIC_HEALTHY,
+                "deployment_dimension": health::DIMENSION_DEPLOYMENT,
+            },
             "health_check_grace_secs": c.supervisor.boot_grace_secs.max(60) + 240,
             "supervisor_port": c.supervisor.port,
             "pinned_pcrs_text": self.pinned_pcrs_text(),
@@ -419,6 +427,12 @@ impl Deployment {
 }
 
 /// The DNS suffix of a partition's service endpoints.
+/// The deployment's CloudWatch Logs group: the supervisors write it, `logs` and `status`
+/// read it (from the name alone, so they work while a stack is half-made).
+pub fn log_group_name(deployment: &str) -> String {
+    format!("/nitro-provision/{deployment}")
+}
+
 fn dns_suffix(partition: &str) -> &'static str {
     match partition {
         "aws-cn" => "amazonaws.com.cn",

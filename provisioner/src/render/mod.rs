@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use companion_config::SupervisorConfig;
 use serde::Serialize;
 
-pub use context::{Deployment, ARTIFACT_PREFIX};
+pub use context::{log_group_name, Deployment, ARTIFACT_PREFIX};
 pub use holder::key_policy;
 pub use templates::{Templates, EMBEDDED};
 
