@@ -9,4 +9,7 @@ for tool in scripts/test-tools/*.sh; do
   echo "== test tool: $(basename "$tool" .sh)"
   bash "$tool"
 done
+echo "== static companion binaries (x86_64 + aarch64 musl, reproducibility checked)"
+bash scripts/build-companions.sh --out "$NP_CACHE/companions" --verify-reproducible
+export NP_COMPANIONS="$NP_CACHE/companions"
 cargo test --workspace --locked "$@"

@@ -88,6 +88,8 @@ impl Supervisor {
                 backoff_min_secs: 1,
                 backoff_max_secs: 60,
                 boot_grace_secs: 30,
+                poll_interval_ms: 5000,
+                stable_secs: 120,
             },
             proxies: [SINK_PORT, ECHO_PORT]
                 .map(|p| Proxy {
@@ -113,6 +115,14 @@ impl Supervisor {
                     ..IngressService::default()
                 },
                 ..Link::default()
+            },
+            // Only the link services run here: no enclave, so no measurements.
+            expected_measurements: None,
+            state_dir: dir.join("state"),
+            nitro_cli: NitroCli {
+                describe_timeout_secs: 10,
+                terminate_timeout_secs: 30,
+                run_timeout_secs: None,
             },
         };
         let path = dir.join("supervisor.json");

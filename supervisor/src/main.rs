@@ -1,12 +1,14 @@
-//! `enclave-supervisor`: runs on the parent instance (installed by the stack's user_data). It will
-//! own the enclave's lifecycle: management API on 127.0.0.1, watchdog, vsock proxies, metrics.
-//! This build loads and checks its configuration; `--check-config` exits after that.
+//! `enclave-supervisor`: runs on the parent instance (installed by the stack's user_data, run by
+//! systemd). A thin binary over the `enclave_supervisor` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use companion_config::{ConfigFile, SupervisorConfig, SUPERVISOR_CONFIG_PATH};
+use enclave_supervisor::services;
+use enclave_supervisor::settings::Settings;
+use nitro_cli_driver::NitroCli;
 
 /// Supervises one Nitro Enclave on its parent instance.
 #[derive(Debug, Parser)]
@@ -29,20 +31,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = check(&config) {
-        eprintln!("error: {}: {e}", cli.config.display());
-        return ExitCode::from(1);
-    }
-    init_logging(&config);
-    tracing::info!(
-        deployment = %config.deployment,
-        listen = %config.listen,
-        cpu_count = config.enclave.cpu_count,
-        memory_mib = config.enclave.memory_mib,
-        proxies = config.proxies.len(),
-        "configuration loaded"
-    );
+    let settings = match check(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", cli.config.display());
+            return ExitCode::from(1);
+        }
+    };
     if cli.check_config {
+        if settings.expected.is_none() {
+            eprintln!(
+                "error: {}: expected_measurements is null (rendered without a built EIF); the supervisor would refuse to start any enclave",
+                cli.config.display()
+            );
+            return ExitCode::from(1);
+        }
         println!(
             "{}: valid (deployment {})",
             cli.config.display(),
@@ -50,23 +53,67 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: the supervisor's run loop is not part of this release; use --check-config");
-    ExitCode::from(1)
+    init_logging(&config);
+    tracing::info!(
+        deployment = %config.deployment,
+        listen = %settings.listen,
+        cpu_count = config.enclave.cpu_count,
+        memory_mib = config.enclave.memory_mib,
+        cid = config.enclave.cid,
+        debug = config.enclave.debug,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        let driver = NitroCli::new(settings.timeouts);
+        enclave_supervisor::serve(&config, settings, driver, rx).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "supervisor failed");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
-/// Rules the type cannot express: the management API must never leave the host.
-fn check(c: &SupervisorConfig) -> Result<(), String> {
-    let addr: std::net::SocketAddr = c
-        .listen
-        .parse()
-        .map_err(|_| format!("listen `{}` is not an address:port", c.listen))?;
-    if !addr.ip().is_loopback() {
-        return Err(format!("listen `{}` is not a loopback address", c.listen));
+/// Every rule the config's types cannot express: the lifecycle's ([`Settings`]) and the link
+/// services' (transport, allowlist, ingress, IMDS), so `--check-config` refuses what a start
+/// would.
+fn check(config: &SupervisorConfig) -> Result<Settings, String> {
+    let settings = Settings::from_config(config)?;
+    services::check(config).map_err(|e| e.to_string())?;
+    Ok(settings)
+}
+
+/// SIGTERM (systemd) or SIGINT (a terminal).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
     }
-    if c.watchdog.backoff_max_secs < c.watchdog.backoff_min_secs {
-        return Err("watchdog.backoff_max_secs is below backoff_min_secs".into());
-    }
-    Ok(())
 }
 
 fn init_logging(c: &SupervisorConfig) {
@@ -76,7 +123,7 @@ fn init_logging(c: &SupervisorConfig) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if c.logging.format == "json" {
-        builder.json().init();
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }

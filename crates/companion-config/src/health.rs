@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Measurements;
+
 /// The metric namespace the alarm and the records agree on.
 pub const METRIC_NAMESPACE: &str = "NitroProvision";
 /// 1 when the enclave runs, answers its health check and has the expected PCRs; else 0.
@@ -40,15 +42,6 @@ pub enum DesiredState {
     Stopped,
 }
 
-/// Hex SHA-384 measurements, as nitro-cli prints them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Pcrs {
-    pub pcr0: String,
-    pub pcr1: String,
-    pub pcr2: String,
-}
-
 /// What the supervisor knows; [`HealthRecord::new`] adds the metric metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthReport {
@@ -58,8 +51,8 @@ pub struct HealthReport {
     pub state: EnclaveState,
     pub desired_state: DesiredState,
     /// None while no enclave runs.
-    pub measured_pcrs: Option<Pcrs>,
-    pub expected_pcrs: Pcrs,
+    pub measured_pcrs: Option<Measurements>,
+    pub expected_pcrs: Measurements,
     pub restarts: u64,
     pub last_error: Option<String>,
     pub supervisor_version: String,
@@ -83,8 +76,8 @@ pub struct HealthRecord {
     pub restarts: u64,
     pub state: EnclaveState,
     pub desired_state: DesiredState,
-    pub measured_pcrs: Option<Pcrs>,
-    pub expected_pcrs: Pcrs,
+    pub measured_pcrs: Option<Measurements>,
+    pub expected_pcrs: Measurements,
     pub last_error: Option<String>,
     pub supervisor_version: String,
 }
@@ -218,15 +211,16 @@ fn metadata(timestamp_ms: i64) -> EmfMetadata {
 mod tests {
     use super::*;
 
-    fn pcrs(fill: char) -> Pcrs {
-        Pcrs {
+    fn pcrs(fill: char) -> Measurements {
+        Measurements {
             pcr0: fill.to_string().repeat(96),
             pcr1: "1".repeat(96),
             pcr2: "2".repeat(96),
+            pcr8: None,
         }
     }
 
-    fn report(state: EnclaveState, measured: Option<Pcrs>) -> HealthReport {
+    fn report(state: EnclaveState, measured: Option<Measurements>) -> HealthReport {
         HealthReport {
             deployment: "demo".into(),
             instance_id: "i-0123456789abcdef0".into(),

@@ -38,7 +38,17 @@ pub struct SupervisorConfig {
     /// egress allowlist (everything refused).
     #[serde(default)]
     pub link: Link,
+    // Lifecycle: what the watchdog, the management API and the nitro-cli driver need.
+    /// The PCRs the EIF must measure (nitro-cli's register names), taken from the build. `None`
+    /// when rendered without a built EIF: the supervisor then refuses to start any enclave.
+    pub expected_measurements: Option<Measurements>,
+    /// Persistent state: the operator's stop latch and the API token (`api-token`, 0600).
+    pub state_dir: PathBuf,
+    pub nitro_cli: NitroCli,
 }
+
+/// Where the supervisor keeps its state on the parent instance (systemd's `StateDirectory=`).
+pub const SUPERVISOR_STATE_DIR: &str = "/var/lib/enclave-supervisor";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,14 +59,43 @@ pub struct EnclaveResources {
     pub debug: bool,
 }
 
-/// Restart policy: exponential backoff between `backoff_min_secs` and `backoff_max_secs`; health
-/// failures within `boot_grace_secs` of a start do not count.
+/// Restart policy: exponential backoff between `backoff_min_secs` and `backoff_max_secs` (±20 %
+/// jitter); a started enclave has `boot_grace_secs` to report ready; the backoff resets only
+/// after `stable_secs` of uninterrupted health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Watchdog {
     pub backoff_min_secs: u32,
     pub backoff_max_secs: u32,
     pub boot_grace_secs: u32,
+    /// How often `describe-enclaves` is polled (milliseconds: tests poll faster than 1 s).
+    pub poll_interval_ms: u32,
+    pub stable_secs: u32,
+}
+
+/// Expected measurements in nitro-cli's shape: 96 lowercase hex digits each, PCR8 only for
+/// signed EIFs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measurements {
+    #[serde(rename = "PCR0")]
+    pub pcr0: String,
+    #[serde(rename = "PCR1")]
+    pub pcr1: String,
+    #[serde(rename = "PCR2")]
+    pub pcr2: String,
+    #[serde(rename = "PCR8", default, skip_serializing_if = "Option::is_none")]
+    pub pcr8: Option<String>,
+}
+
+/// Bounds on each `nitro-cli` call; a call past its bound is killed and counts as transient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NitroCli {
+    pub describe_timeout_secs: u32,
+    pub terminate_timeout_secs: u32,
+    /// `None`: nitro-cli's own boot timeout for the EIF and memory size, plus 30 s.
+    pub run_timeout_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +395,8 @@ mod tests {
                 backoff_min_secs: 1,
                 backoff_max_secs: 60,
                 boot_grace_secs: 30,
+                poll_interval_ms: 5000,
+                stable_secs: 120,
             },
             proxies: vec![Proxy {
                 protocol: "tcp".into(),
@@ -379,6 +420,18 @@ mod tests {
                     ..EgressService::default()
                 },
                 ..Link::default()
+            },
+            expected_measurements: Some(Measurements {
+                pcr0: "a".repeat(96),
+                pcr1: "b".repeat(96),
+                pcr2: "c".repeat(96),
+                pcr8: None,
+            }),
+            state_dir: SUPERVISOR_STATE_DIR.into(),
+            nitro_cli: NitroCli {
+                describe_timeout_secs: 10,
+                terminate_timeout_secs: 30,
+                run_timeout_secs: None,
             },
         }
     }
@@ -481,5 +534,42 @@ mod tests {
         let err = SupervisorConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("unknown field `surprise`"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A field unknown to a nested section is rejected with its name, wherever it sits.
+    #[test]
+    fn rejects_unknown_fields_in_lifecycle_sections() {
+        let base: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        for (section, field) in [
+            ("watchdog", "restart_always"),
+            ("nitro_cli", "path"),
+            ("expected_measurements", "PCR9"),
+        ] {
+            let mut v = base.clone();
+            v[section][field] = serde_json::json!(1);
+            let err = serde_json::from_value::<SupervisorConfig>(v).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("unknown field `{field}`")),
+                "{section}.{field}: {err}"
+            );
+        }
+        let mut v = base.clone();
+        v["watchdog"]
+            .as_object_mut()
+            .unwrap()
+            .remove("poll_interval_ms");
+        let err = serde_json::from_value::<SupervisorConfig>(v).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `poll_interval_ms`"),
+            "{err}"
+        );
+        // Rendered without a built EIF: null measurements load (the supervisor refuses later).
+        let mut v = base;
+        v["expected_measurements"] = serde_json::Value::Null;
+        let parsed = serde_json::from_value::<SupervisorConfig>(v.clone()).unwrap();
+        assert_eq!(parsed.expected_measurements, None);
+        v.as_object_mut().unwrap().remove("state_dir");
+        assert!(serde_json::from_value::<SupervisorConfig>(v).is_err());
     }
 }

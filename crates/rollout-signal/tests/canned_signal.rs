@@ -11,21 +11,28 @@ use aws_sdk_cloudformation::operation::signal_resource::{
 use aws_sdk_cloudformation::types::ResourceSignalStatus;
 use aws_sdk_cloudformation::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use companion_config::health::{DesiredState, EnclaveState, HealthRecord, HealthReport, Pcrs};
+use companion_config::health::{DesiredState, EnclaveState, HealthRecord, HealthReport};
+use companion_config::Measurements;
 use rollout_signal::{verdict, SignalError, SignalTarget, Signaller, Verdict};
 
 const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/demo/1";
 const INSTANCE: &str = "i-0123456789abcdef0";
 
-fn pcrs(fill: &str) -> Pcrs {
-    Pcrs {
+fn pcrs(fill: &str) -> Measurements {
+    Measurements {
         pcr0: fill.repeat(48),
         pcr1: "11".repeat(48),
         pcr2: "22".repeat(48),
+        pcr8: None,
+        pcr8: None,
     }
 }
 
-fn record(state: EnclaveState, measured: Option<Pcrs>, error: Option<&str>) -> HealthRecord {
+fn record(
+    state: EnclaveState,
+    measured: Option<Measurements>,
+    error: Option<&str>,
+) -> HealthRecord {
     HealthRecord::new(HealthReport {
         deployment: "demo".into(),
         instance_id: INSTANCE.into(),

@@ -276,15 +276,17 @@ fn instance_ids_in(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use companion_config::health::{DesiredState, EnclaveState, HealthReport, Pcrs};
+    use companion_config::health::{DesiredState, EnclaveState, HealthReport};
+    use companion_config::Measurements;
 
     const NOW: i64 = 1_800_000_000_000;
 
     fn line(state: EnclaveState, pcr0: &str, age_ms: i64, error: Option<&str>) -> String {
-        let pcrs = |p: &str| Pcrs {
+        let pcrs = |p: &str| Measurements {
             pcr0: p.into(),
             pcr1: "1".repeat(96),
             pcr2: "2".repeat(96),
+            pcr8: None,
         };
         HealthRecord::new(HealthReport {
             deployment: "demo".into(),

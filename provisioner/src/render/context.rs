@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use companion_config::{
-    health, EgressService, EgressTarget, EnclaveResources, Link, Logging, Proxy, SupervisorConfig,
-    Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
+    health, EgressService, EgressTarget, EnclaveResources, Link, Logging, Measurements, NitroCli,
+    Proxy, SupervisorConfig, Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
+    SUPERVISOR_STATE_DIR,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -217,6 +218,8 @@ impl Deployment {
                 backoff_min_secs: c.supervisor.backoff_min_secs,
                 backoff_max_secs: c.supervisor.backoff_max_secs,
                 boot_grace_secs: c.supervisor.boot_grace_secs,
+                poll_interval_ms: 5_000,
+                stable_secs: 120,
             },
             proxies: c
                 .instance
@@ -239,6 +242,21 @@ impl Deployment {
                     ..EgressService::default()
                 },
                 ..Link::default()
+            },
+            expected_measurements: self.artifacts.eif.as_ref().and_then(|e| {
+                let pcr = |i: u8| e.release.pcrs.get(&i).cloned();
+                Some(Measurements {
+                    pcr0: pcr(0)?,
+                    pcr1: pcr(1)?,
+                    pcr2: pcr(2)?,
+                    pcr8: pcr(8),
+                })
+            }),
+            state_dir: SUPERVISOR_STATE_DIR.into(),
+            nitro_cli: NitroCli {
+                describe_timeout_secs: 10,
+                terminate_timeout_secs: 30,
+                run_timeout_secs: None,
             },
         }
     }
@@ -268,6 +286,8 @@ impl Deployment {
             "name": self.config.name,
             "version": env!("CARGO_PKG_VERSION"),
             "supervisor_config_path": SUPERVISOR_CONFIG_PATH,
+            // systemd's StateDirectory= is relative to /var/lib.
+            "state_directory": SUPERVISOR_STATE_DIR.trim_start_matches("/var/lib/"),
         })
     }
 

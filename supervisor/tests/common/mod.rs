@@ -1,36 +1,55 @@
-//! A fake enclave peer for the services' tests: the supervisor's services on the unix transport
-//! in a private directory, and the enclave's side of the same link through `enclave_link`'s own
-//! clients.
-#![allow(dead_code)] // each test binary uses a part
+//! Test support for the supervisor, shared by every test binary: one config whose link runs over
+//! unix sockets in a private directory, the enclave's view of that link, and (submodules) the
+//! in-process services, the real binary against the stand-in `nitro-cli`, the fake runtime that
+//! reports over the real control service, an HTTP client and a strict OpenMetrics parser.
+//! Waiting is always for a condition, with a deadline.
+#![allow(dead_code, unused_imports)] // each test binary uses a part (and its re-exports)
+
+pub mod binary;
+pub mod http;
+pub mod openmetrics;
+pub mod runtime;
+pub mod services;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use companion_config::*;
 use enclave_link::transport::Unix;
 use enclave_link::Transport;
-use enclave_supervisor::services::{EnclaveEvent, ServiceMetrics, Services};
-use tokio::sync::mpsc;
 
-/// A config whose link runs over unix sockets in `dir` (`parent_PORT` / `enclave_PORT`).
+pub use binary::{build_eif, pid_alive, Env, Supervisor};
+pub use http::{http, Response};
+pub use runtime::Runtime;
+pub use services::{start, Running};
+
+/// Generous: the machine running the tests may be loaded. Never a timing assertion.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A complete config for tests in `dir`: the link over unix sockets (`parent_PORT` /
+/// `enclave_PORT`), ingress on loopback, IMDS "down", the API on a free loopback port, a fast
+/// watchdog (100 ms polls, 1–4 s backoff, 2 s of health resets it), short nitro-cli bounds, state
+/// in `dir/state`. No expected measurements: [`Env`] sets those from the EIF it builds.
 pub fn config(dir: &Path) -> SupervisorConfig {
     SupervisorConfig {
         format_version: FORMAT_VERSION,
         deployment: "demo".into(),
         region: "us-east-1".into(),
-        eif_path: "/nonexistent.eif".into(),
+        eif_path: dir.join("demo.eif"),
         enclave: EnclaveResources {
             cpu_count: 2,
-            memory_mib: 1024,
+            memory_mib: 512,
             cid: 16,
             debug: false,
         },
-        listen: "127.0.0.1:8443".into(),
+        listen: "127.0.0.1:0".into(),
         watchdog: Watchdog {
             backoff_min_secs: 1,
-            backoff_max_secs: 60,
-            boot_grace_secs: 30,
+            backoff_max_secs: 4,
+            boot_grace_secs: 120,
+            poll_interval_ms: 100,
+            stable_secs: 2,
         },
         proxies: vec![],
         log_group: "/nitro-provision/demo".into(),
@@ -54,6 +73,13 @@ pub fn config(dir: &Path) -> SupervisorConfig {
             },
             ..Link::default()
         },
+        expected_measurements: None,
+        state_dir: dir.join("state"),
+        nitro_cli: NitroCli {
+            describe_timeout_secs: 2,
+            terminate_timeout_secs: 10,
+            run_timeout_secs: Some(10),
+        },
     }
 }
 
@@ -63,65 +89,4 @@ pub fn enclave_side(dir: &Path) -> Arc<dyn Transport> {
         listen_prefix: dir.join("enclave"),
         connect_prefix: dir.join("parent"),
     })
-}
-
-pub struct Running {
-    pub services: Services,
-    pub events: mpsc::Receiver<EnclaveEvent>,
-    pub metrics: Arc<ServiceMetrics>,
-}
-
-pub async fn start(config: &SupervisorConfig) -> Running {
-    let (tx, events) = mpsc::channel(1024);
-    let metrics = Arc::new(ServiceMetrics::new());
-    let services = Services::start(config, tx, metrics.clone())
-        .await
-        .expect("services start");
-    Running {
-        services,
-        events,
-        metrics,
-    }
-}
-
-impl Running {
-    /// The next event, or a panic after 10 s.
-    pub async fn next_event(&mut self) -> EnclaveEvent {
-        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
-            .await
-            .expect("an event within 10 s")
-            .expect("events channel open")
-    }
-
-    /// The services' metrics in Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        let mut registry = prometheus_client::registry::Registry::default();
-        self.metrics.register(&mut registry);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode metrics");
-        out
-    }
-
-    /// The value of one sample (`name{labels}` exactly as exposed), 0 when absent.
-    pub fn metric(&self, sample: &str) -> f64 {
-        self.metrics_text()
-            .lines()
-            .filter_map(|l| l.rsplit_once(' '))
-            .find(|(name, _)| *name == sample)
-            .map_or(0.0, |(_, v)| v.parse().expect("numeric sample"))
-    }
-
-    /// Waits (up to 10 s) until `sample` reaches `value`.
-    pub async fn wait_metric(&self, sample: &str, value: f64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.metric(sample) < value {
-            assert!(
-                Instant::now() < deadline,
-                "{sample} stayed at {} (want {value})\n{}",
-                self.metric(sample),
-                self.metrics_text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
