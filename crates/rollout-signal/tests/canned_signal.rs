@@ -24,7 +24,6 @@ fn pcrs(fill: &str) -> Measurements {
         pcr1: "11".repeat(48),
         pcr2: "22".repeat(48),
         pcr8: None,
-        pcr8: None,
     }
 }
 
