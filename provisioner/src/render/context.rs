@@ -258,6 +258,15 @@ impl Deployment {
                 terminate_timeout_secs: 30,
                 run_timeout_secs: None,
             },
+            rollout: Some(RolloutTarget {
+                stack_name: c.name.clone(),
+                logical_id: if c.instance.count == 1 {
+                    "Instance"
+                } else {
+                    "AutoScalingGroup"
+                }
+                .into(),
+            }),
         }
     }
 
