@@ -78,8 +78,16 @@ fn signaller(shared: &aws_config::SdkConfig, t: RolloutTarget, instance_id: &str
             logical_id: t.logical_id,
             instance_id: instance_id.to_string(),
         },
-        DEFAULT_MARKER,
+        marker(),
     )
+}
+
+/// systemd's `RuntimeDirectory=` (tmpfs, emptied at boot) when set, else the default.
+fn marker() -> std::path::PathBuf {
+    match std::env::var_os("RUNTIME_DIRECTORY") {
+        Some(dir) => std::path::Path::new(&dir).join("rollout-signalled"),
+        None => DEFAULT_MARKER.into(),
+    }
 }
 
 /// A record on every change of what the record says, and every heartbeat regardless.
