@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_egress::provider::{self, error::CredentialsError, ProvideCredentials};
+use aws_egress::{EgressConfig, TcpDialer};
 use cloudwatch_log_shipping::{Buffer, Record, Shipper, ShipperConfig, Source, TokioClock};
 use companion_config::health::{
     DesiredState, EnclaveState, HealthRecord, HealthReport, HEARTBEAT_SECS,
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::log_layer::now_ms;
 use crate::persist::Desired;
+use crate::services::Imds;
 use crate::status::Snapshot;
 
 /// Starts shipping and health reporting in the background.
@@ -30,22 +31,29 @@ pub fn start(config: &SupervisorConfig, buffer: Arc<Buffer>, status: watch::Rece
     let region = config.region.clone();
     let group = config.log_group.clone();
     let deployment = config.deployment.clone();
-    let imds = config.link.credentials.imds_endpoint.clone();
+    let c = &config.link.credentials;
+    let imds = Imds::new(
+        &c.imds_endpoint,
+        c.token_ttl_secs,
+        Duration::from_millis(c.timeout_ms.into()),
+    );
     tokio::spawn(async move {
-        let instance_id = match instance_id(&imds).await {
-            Ok(id) => id,
+        let clients = match imds {
+            Ok(imds) => clients(imds, region).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let Clients {
+            logs,
+            cfn,
+            instance_id,
+        } = match clients {
+            Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "no instance id from IMDS: not shipping logs, health records or the rollout signal");
+                tracing::warn!(error = %e, "not shipping logs, health records or the rollout signal");
                 buffer.close();
                 return;
             }
         };
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region))
-            .retry_config(RetryConfig::disabled())
-            .load()
-            .await;
-        let logs = aws_sdk_cloudwatchlogs::Client::new(&shared);
         let shipper = Shipper::new(
             logs,
             buffer.clone(),
@@ -53,26 +61,85 @@ pub fn start(config: &SupervisorConfig, buffer: Arc<Buffer>, status: watch::Rece
             Arc::new(TokioClock),
         );
         tokio::spawn(shipper.run());
-        let signaller = signaller(&shared, target, &instance_id);
+        let signaller = signaller(cfn, target, &instance_id);
         health_loop(status, buffer, deployment, instance_id, signaller).await;
     });
 }
 
-async fn instance_id(endpoint: &str) -> Result<String, String> {
-    let client = aws_config::imds::Client::builder()
-        .endpoint(endpoint)
-        .map_err(|e| e.to_string())?
-        .build();
-    client
-        .get("/latest/meta-data/instance-id")
-        .await
-        .map(String::from)
-        .map_err(|e| e.to_string())
+/// The instance id and an SDK config: AWS's endpoints over in-process TLS (aws-egress, direct
+/// TCP from the host), signed with the instance role's credentials from IMDSv2.
+struct Clients {
+    logs: aws_sdk_cloudwatchlogs::Client,
+    cfn: aws_sdk_cloudformation::Client,
+    instance_id: String,
 }
 
-fn signaller(shared: &aws_config::SdkConfig, t: RolloutTarget, instance_id: &str) -> Signaller {
+async fn clients(imds: Imds, region: String) -> Result<Clients, String> {
+    let instance_id = imds.instance_id().await.map_err(|e| e.to_string())?;
+    let egress = EgressConfig {
+        region,
+        endpoint_url: None,
+        extra_test_root_pem: None,
+    };
+    let shared = aws_egress::sdk_config(
+        &egress,
+        Arc::new(TcpDialer),
+        RoleCredentials(Arc::new(imds)),
+    )
+    .map_err(|e| e.to_string())?;
+    // Retries are the shipper's (it keeps the batch); the SDK's would only hold it longer.
+    let logs = aws_sdk_cloudwatchlogs::Client::from_conf(
+        aws_sdk_cloudwatchlogs::config::Builder::from(&shared)
+            .retry_config(aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    Ok(Clients {
+        logs,
+        cfn: aws_sdk_cloudformation::Client::new(&shared),
+        instance_id,
+    })
+}
+
+/// The instance role's credentials, from the same IMDS client the credentials service uses.
+#[derive(Clone)]
+struct RoleCredentials(Arc<Imds>);
+
+impl std::fmt::Debug for RoleCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoleCredentials(IMDS)")
+    }
+}
+
+impl ProvideCredentials for RoleCredentials {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            let c = self
+                .0
+                .credentials()
+                .await
+                .map_err(CredentialsError::provider_error)?;
+            let expiry = c.expires_at().map_err(CredentialsError::provider_error)?;
+            Ok(aws_egress::Credentials::new(
+                c.access_key_id.clone(),
+                c.secret_access_key.to_string(),
+                Some(c.session_token.to_string()),
+                Some(expiry),
+                "imds",
+            ))
+        })
+    }
+}
+
+fn signaller(
+    cfn: aws_sdk_cloudformation::Client,
+    t: RolloutTarget,
+    instance_id: &str,
+) -> Signaller {
     Signaller::new(
-        aws_sdk_cloudformation::Client::new(shared),
+        cfn,
         SignalTarget {
             stack_id: t.stack_name,
             logical_id: t.logical_id,
