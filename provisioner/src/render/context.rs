@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use companion_config::{
     health, EgressService, EgressTarget, EnclaveResources, Link, Logging, Measurements, NitroCli,
-    Proxy, SupervisorConfig, Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
+    Proxy, RolloutTarget, SupervisorConfig, Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
     SUPERVISOR_STATE_DIR,
 };
 use serde::Serialize;
