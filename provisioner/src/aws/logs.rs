@@ -2,6 +2,7 @@
 //! time order, and the newest line of one stream (the latest health record). Stream names
 //! are `<instance-id>/<source>` (see `cloudwatch_log_shipping::Source`).
 
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::OrderBy;
 pub use cloudwatch_log_shipping::Source;
 
@@ -47,12 +48,7 @@ pub async fn streams(aws: &Aws, group: &str) -> Result<Vec<Stream>, AwsError> {
             .await;
         let page = match page {
             Ok(p) => p,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                return Ok(Vec::new())
-            }
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
             Err(e) => return Err(AwsError::call("logs:DescribeLogStreams", e)),
         };
         for s in page.log_streams() {
@@ -127,6 +123,13 @@ pub async fn events(
     Ok(out)
 }
 
+/// The group or stream does not exist (yet): an answer, not an error, for a reader.
+fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ResourceNotFoundException")
+}
+
 /// The newest line of `stream` and its time, or None when the stream is absent or empty.
 pub async fn latest_line(
     aws: &Aws,
@@ -144,12 +147,7 @@ pub async fn latest_line(
         .await;
     let page = match page {
         Ok(p) => p,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            return Ok(None)
-        }
+        Err(e) if is_not_found(&e) => return Ok(None),
         Err(e) => return Err(AwsError::call("logs:GetLogEvents", e)),
     };
     Ok(page.events().last().map(|e| {
