@@ -89,8 +89,11 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Delete the stack, its bucket contents, and schedule the KMS key's deletion.
     Destroy(DestroyArgs),
-    /// Stack status, outputs, instances and pinned PCRs.
-    Status(StatusArgs),
+    /// Stack status, outputs, and each instance's health (from its supervisor's latest health
+    /// record). Exit 1 when an instance is unhealthy, stale or runs another release.
+    Status(commands::status::StatusArgs),
+    /// The deployment's logs from CloudWatch (every instance and source, by time).
+    Logs(commands::logs::LogsArgs),
     /// Attestation documents: verify against AWS's root, expected PCRs, nonce and age.
     #[command(subcommand)]
     Attest(commands::attest::AttestCommand),
@@ -105,13 +108,6 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Print the result as JSON on stdout: `valid` and every diagnostic with its position.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// Print the stack's status, instances and outputs as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -238,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Apply(args) => commands::apply::run(&ctx, &args),
         Command::Destroy(args) => commands::destroy::run(&ctx, &args),
         Command::Status(args) => commands::status::run(&ctx, &args),
+        Command::Logs(args) => commands::logs::run(&ctx, &args),
         Command::Policy(cmd) => commands::policy::run(&ctx, &cmd),
         Command::Secret(cmd) => commands::secret::run(&ctx, &cmd),
         Command::Attest(cmd) => commands::attest::run(&cmd),

@@ -22,8 +22,20 @@ use nitro_provision::aws::Aws;
 use nitro_provision::reconcile::saved_plan::{SavedPlan, FORMAT_VERSION};
 use nitro_provision::reconcile::{apply, destroy, online_plan, AwsArgs};
 
+mod canned;
+
 /// An `Aws` whose CloudFormation client answers from `cfn`; the other clients are never called.
 fn aws(cfn: Client) -> Aws {
+    use aws_config::{BehaviorVersion, Region};
+    let conf = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .build();
+    aws_with_logs(cfn, aws_sdk_cloudwatchlogs::Client::new(&conf))
+}
+
+/// As `aws`, with CloudWatch Logs answering from `logs`.
+fn aws_with_logs(cfn: Client, logs: aws_sdk_cloudwatchlogs::Client) -> Aws {
     use aws_config::{BehaviorVersion, Region};
     let conf = aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -34,6 +46,7 @@ fn aws(cfn: Client) -> Aws {
         s3: aws_sdk_s3::Client::new(&conf),
         kms: aws_sdk_kms::Client::new(&conf),
         sts: aws_sdk_sts::Client::new(&conf),
+        logs,
         region: "us-east-1".into(),
     }
 }
@@ -231,6 +244,19 @@ fn saved() -> SavedPlan {
 /// An update whose instance fails: events stream once each, oldest first; the error names the
 /// first failure and the rollback state.
 fn failed_update(final_status: StackStatus) -> (Result<(), String>, Vec<Event>) {
+    failed_update_with(
+        final_status,
+        "We currently do not have sufficient m6i.xlarge capacity",
+        None,
+    )
+}
+
+/// As `failed_update`, with the instance's failure `reason` and CloudWatch Logs from `logs`.
+fn failed_update_with(
+    final_status: StackStatus,
+    reason: &str,
+    logs: Option<aws_sdk_cloudwatchlogs::Client>,
+) -> (Result<(), String>, Vec<Event>) {
     let old = event(
         "e0",
         "demo",
@@ -257,7 +283,7 @@ fn failed_update(final_status: StackStatus) -> (Result<(), String>, Vec<Event>) 
         "Instance",
         "AWS::EC2::Instance",
         ResourceStatus::UpdateFailed,
-        "We currently do not have sufficient m6i.xlarge capacity",
+        reason,
     );
     let e4 = event(
         "e4",
@@ -300,7 +326,10 @@ fn failed_update(final_status: StackStatus) -> (Result<(), String>, Vec<Event>) 
         RuleMode::MatchAny,
         &[&execute, &events, &stacks]
     );
-    let aws = aws(client);
+    let aws = match logs {
+        Some(logs) => aws_with_logs(client, logs),
+        None => aws(client),
+    };
     let sink = Recorder::default();
     let result = rt()
         .block_on(apply::execute(&aws, &saved(), "arn:cs/1", &args(), &sink))
@@ -321,6 +350,51 @@ fn failed_update_streams_events_and_names_the_first_failure() {
     let err = result.unwrap_err();
     assert!(err.contains("ended in UPDATE_ROLLBACK_COMPLETE"), "{err}");
     assert!(err.contains("first failure: Instance (AWS::EC2::Instance) UPDATE_FAILED: We currently do not have sufficient"), "{err}");
+}
+
+#[test]
+fn a_failed_signal_fails_apply_with_the_supervisors_last_error() {
+    use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput;
+    use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
+    use companion_config::health::EnclaveState;
+    let instance = "i-0123456789abcdef0";
+    let line = canned::health_line(
+        instance,
+        &"ab".repeat(48),
+        EnclaveState::Failed,
+        Some("E27: enclave memory exceeds the allocator's hugepage reservation"),
+    );
+    let wanted = format!("{instance}/health");
+    let get = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events)
+        .match_requests(move |r| {
+            r.log_group_name() == Some("/nitro-provision/demo")
+                && r.log_stream_name() == Some(wanted.as_str())
+        })
+        .then_output(move || {
+            GetLogEventsOutput::builder()
+                .events(
+                    OutputLogEvent::builder()
+                        .timestamp(0)
+                        .message(line.clone())
+                        .build(),
+                )
+                .build()
+        });
+    let logs = mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, &[&get]);
+    let (result, _) = failed_update_with(
+        StackStatus::UpdateRollbackComplete,
+        &format!("Received FAILURE signal with UniqueId {instance}"),
+        Some(logs),
+    );
+    let err = result.unwrap_err();
+    assert!(
+        err.contains("Received FAILURE signal with UniqueId i-0123456789abcdef0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("supervisor on i-0123456789abcdef0: enclave failed; last error: E27: enclave memory exceeds the allocator's hugepage reservation"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -12,6 +12,11 @@ fn variants() -> Vec<(&'static str, String)> {
         ("single", BASE.to_string()),
         ("asg", base_with("  type: m6i.xlarge\n", "  type: m6i.2xlarge\n  count: 3\n")),
         (
+            "asg-alerts",
+            base_with("  type: m6i.xlarge\n", "  type: m6i.2xlarge\n  count: 2\n")
+                + "rollout:\n  signal_timeout_secs: 1800\nalerts:\n  sns_topic_arn: arn:aws:sns:us-east-1:123456789012:on-call\n",
+        ),
+        (
             "signed",
             base_with(
                 "  source: rootfs:app\n",
@@ -106,9 +111,61 @@ fn variants_render_the_resources_they_promise() {
         assert!(asg.contains(&t.to_string()), "{t} missing");
     }
     assert!(!asg.contains(&"AWS::EC2::Instance".to_string()));
-    let existing = types(&variants()[5].1);
+    let existing = variants()
+        .into_iter()
+        .find(|(name, _)| *name == "custom-network")
+        .unwrap()
+        .1;
+    let existing = types(&existing);
     assert!(
         !existing.contains(&"AWS::EC2::VPC".to_string()),
         "existing VPC must not be created"
     );
+}
+
+/// The template's resource `id` as JSON.
+fn resource(text: &str, id: &str) -> serde_json::Value {
+    let rendered = render_config(config(text), Default::default());
+    let doc: serde_json::Value = serde_saphyr::from_str(&rendered.template).unwrap();
+    doc["Resources"][id].clone()
+}
+
+#[test]
+fn rollouts_wait_for_signals_and_the_alarm_watches_the_health_metric() {
+    let single = resource(BASE, "Instance");
+    assert_eq!(
+        single["CreationPolicy"],
+        serde_json::json!({"ResourceSignal": {"Count": 1, "Timeout": "PT900S"}})
+    );
+    let text = base_with("  type: m6i.xlarge\n", "  type: m6i.2xlarge\n  count: 3\n")
+        + "rollout:\n  signal_timeout_secs: 1800\nalerts:\n  sns_topic_arn: arn:aws:sns:us-east-1:123456789012:on-call\n";
+    let asg = resource(&text, "AutoScalingGroup");
+    assert_eq!(
+        asg["CreationPolicy"],
+        serde_json::json!({"ResourceSignal": {"Count": 3, "Timeout": "PT1800S"}})
+    );
+    assert_eq!(
+        asg["UpdatePolicy"]["AutoScalingRollingUpdate"],
+        serde_json::json!({
+            "MinInstancesInService": 3,
+            "MaxBatchSize": 1,
+            "MinSuccessfulInstancesPercent": 100,
+            "PauseTime": "PT1800S",
+            "WaitOnResourceSignals": true
+        })
+    );
+    let alarm = resource(&text, "NoHealthyEnclaveAlarm")["Properties"].clone();
+    assert_eq!(alarm["Namespace"], "NitroProvision");
+    assert_eq!(alarm["MetricName"], "EnclaveHealthy");
+    assert_eq!(
+        alarm["Dimensions"],
+        serde_json::json!([{"Name": "Deployment", "Value": "demo"}])
+    );
+    assert_eq!(alarm["TreatMissingData"], "breaching");
+    assert_eq!(
+        alarm["AlarmActions"],
+        serde_json::json!(["arn:aws:sns:us-east-1:123456789012:on-call"])
+    );
+    let quiet = resource(BASE, "NoHealthyEnclaveAlarm")["Properties"].clone();
+    assert!(quiet.get("AlarmActions").is_none(), "{quiet}");
 }

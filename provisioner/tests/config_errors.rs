@@ -62,6 +62,10 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ("epoch past 2106", base_with("  source: rootfs:app\n", "  source: rootfs:app\n  source_date_epoch: 4294967296\n"), "14:22: image.source_date_epoch: 4294967296 is past 2106: cpio stores 32-bit times (at most 4294967295)"),
         ("empty reference", base_with("  source: rootfs:app", "  source: \"oci:img:\""), "13:11: image.source: the reference after the path's `:` is empty (write oci:DIR[:REF])"),
         ("docker-archive digest reference", base_with("  source: rootfs:app", "  source: docker-archive:a.tar:app@sha256:0000"), "13:11: image.source: `app@sha256:0000`: a docker-archive reference cannot contain a digest"),
+        ("rollout typo", BASE.to_string() + "rollout:\n  signal_timeout: 600\n", "21:3: rollout.signal_timeout: unknown key `signal_timeout` (did you mean `signal_timeout_secs`?)"),
+        ("rollout timeout", BASE.to_string() + "rollout:\n  signal_timeout_secs: 50000\n", "21:24: rollout.signal_timeout_secs: CloudFormation waits 60–43200 seconds for a signal, got 50000"),
+        ("rollout shorter than boot grace", BASE.to_string() + "supervisor:\n  boot_grace_secs: 600\nrollout:\n  signal_timeout_secs: 300\n", "23:24: rollout.signal_timeout_secs: must be longer than supervisor.boot_grace_secs (600)"),
+        ("bad sns topic", BASE.to_string() + "alerts:\n  sns_topic_arn: arn:aws:sqs:us-east-1:123456789012:q\n", "21:18: alerts.sns_topic_arn: `arn:aws:sqs:us-east-1:123456789012:q` is not an SNS topic ARN"),
         ("subnets without vpc", base_with("  type: m6i.xlarge\n", "  type: m6i.xlarge\n  network:\n    subnet_ids: [subnet-0123456789abcdef0]\n"), "7:5: instance.network.subnet_ids: `subnet_ids` needs `vpc_id`"),
     ]
 }

@@ -8,7 +8,7 @@ mod canned;
 
 use std::sync::{Arc, Mutex};
 
-use canned::{key_policy_of, Cloud, Quiet};
+use canned::{health_line, key_policy_of, Cloud, Quiet, INSTANCE_ID};
 use nitro_provision::reconcile::online_plan::{self, PlanOptions};
 use nitro_provision::reconcile::{apply, stack_tags, Prepared};
 use nitro_provision::render::Templates;
@@ -66,6 +66,14 @@ fn run(old_release: bool, edit: &dyn Fn(String) -> String, refuse_put: bool) -> 
         let mut c = cloud.lock().unwrap();
         c.live_policy = drifted(&c.live_policy);
         c.refuse_put = refuse_put;
+        // The instance reports the new release healthy (a rotation's second step waits for it).
+        let line = health_line(
+            INSTANCE_ID,
+            &deployed.new_release.pcrs[&0],
+            companion_config::health::EnclaveState::Healthy,
+            None,
+        );
+        c.health.insert(INSTANCE_ID.to_string(), [line].into());
     }
     std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
     let loaded = nitro_provision::config::load(&config).unwrap();

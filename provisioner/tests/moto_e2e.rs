@@ -141,12 +141,16 @@ fn plan_apply_replan_change_apply_destroy() {
         );
     }
 
+    // moto runs no supervisor, so no instance has reported health: status exits 1.
     let o = np(&moto, &config, &["status", "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(status["exists"], true);
+    assert_eq!(status["healthy"], false);
     assert!(
-        status["status"].as_str().unwrap().ends_with("_COMPLETE"),
+        status["stack"]["status"]
+            .as_str()
+            .unwrap()
+            .ends_with("_COMPLETE"),
         "{status}"
     );
     assert_eq!(status["compute"][0]["type"], "AWS::EC2::Instance");

@@ -163,9 +163,22 @@ fn instance_role_policy_is_least_privilege() {
             "ListState",
             "ReadOwnParameters",
             "AttestedKeyUse",
-            "ShipLogs"
+            "ShipLogs",
+            "SignalRollout"
         ]
     );
+    let logs = statement(&p, "ShipLogs");
+    assert_eq!(
+        logs["Action"],
+        json!(["logs:CreateLogStream", "logs:PutLogEvents"])
+    );
+    assert_eq!(
+        logs["Resource"],
+        "arn:aws:logs:us-east-1:123456789012:log-group:/nitro-provision/demo:log-stream:*"
+    );
+    let signal = statement(&p, "SignalRollout");
+    assert_eq!(signal["Action"], "cloudformation:SignalResource");
+    assert_eq!(signal["Resource"], json!({"Ref": "AWS::StackId"}));
     assert_eq!(
         statement(&p, "ReadArtifacts")["Resource"],
         "arn:aws:s3:::demo-123456789012-us-east-1/artifacts/*"

@@ -8,7 +8,8 @@ mod canned;
 
 use std::sync::{Arc, Mutex};
 
-use canned::{key_policy_of, Cloud, Quiet};
+use canned::{health_line, key_policy_of, Cloud, Quiet, INSTANCE_ID};
+use companion_config::health::EnclaveState;
 use nitro_provision::reconcile::online_plan::{self, PlanOptions};
 use nitro_provision::reconcile::saved_plan::SavedPlan;
 use nitro_provision::reconcile::{apply, stack_tags, Prepared};
@@ -29,9 +30,21 @@ fn enclave_release_sids(template: &str) -> Vec<String> {
         .collect()
 }
 
+/// The instance's health stream during the apply, given (old PCR0, new PCR0).
+type Health = fn(&str, &str) -> Vec<String>;
+
+/// Already on the new release, healthy.
+fn new_healthy(_old: &str, new: &str) -> Vec<String> {
+    vec![health_line(INSTANCE_ID, new, EnclaveState::Healthy, None)]
+}
+
 /// Plans and applies against a stack whose deployed template admits and runs only `old`;
-/// returns the cloud afterwards and what apply said.
-fn rotate(keep_old: bool) -> (Arc<Mutex<Cloud>>, Vec<String>, bool) {
+/// returns the cloud afterwards, what apply said, and whether the plan had changes (or apply's
+/// error).
+fn rotate(
+    keep_old: bool,
+    health: Health,
+) -> (Arc<Mutex<Cloud>>, Vec<String>, anyhow::Result<bool>) {
     let dir = tempfile::tempdir().unwrap();
     let config = harness::example_deployment(dir.path());
     let loaded = nitro_provision::config::load(&config).unwrap();
@@ -48,6 +61,11 @@ fn rotate(keep_old: bool) -> (Arc<Mutex<Cloud>>, Vec<String>, bool) {
     let cloud = Cloud::deployed(
         &deployed.rendered.template,
         stack_tags(&deployed.rendered.deployment),
+    );
+    let new_pcr0 = prepare().new_release.pcrs[&0].clone();
+    cloud.lock().unwrap().health.insert(
+        INSTANCE_ID.to_string(),
+        health(&"cd".repeat(48), &new_pcr0).into(),
     );
     let aws = canned::aws(&cloud);
     let said: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -73,13 +91,13 @@ fn rotate(keep_old: bool) -> (Arc<Mutex<Cloud>>, Vec<String>, bool) {
         anyhow::Ok(online.plan.has_changes())
     });
     let said = said.lock().unwrap().clone();
-    (cloud, said, has_changes.unwrap())
+    (cloud, said, has_changes)
 }
 
 #[test]
 fn rotation_drops_the_old_release_after_the_new_one_runs() {
-    let (cloud, said, has_changes) = rotate(false);
-    assert!(has_changes);
+    let (cloud, said, has_changes) = rotate(false, new_healthy);
+    assert!(has_changes.unwrap());
     let c = cloud.lock().unwrap();
     assert_eq!(
         c.mutations,
@@ -109,7 +127,8 @@ fn rotation_drops_the_old_release_after_the_new_one_runs() {
 
 #[test]
 fn keep_old_release_stops_after_step_one() {
-    let (cloud, said, _) = rotate(true);
+    let (cloud, said, done) = rotate(true, new_healthy);
+    done.unwrap();
     let c = cloud.lock().unwrap();
     assert_eq!(
         c.mutations,
@@ -118,4 +137,94 @@ fn keep_old_release_stops_after_step_one() {
     );
     assert_eq!(enclave_release_sids(&c.template).len(), 2);
     assert!(!said.iter().any(|s| s.contains("dropping")), "{said:?}");
+}
+
+#[test]
+fn the_old_release_is_dropped_only_after_the_instance_reports_the_new_one_healthy() {
+    // The supervisor still reports the old release twice, then the new one starting, then
+    // healthy: step 2 waits for the fourth read.
+    fn rolling(old: &str, new: &str) -> Vec<String> {
+        vec![
+            health_line(INSTANCE_ID, old, EnclaveState::Healthy, None),
+            health_line(INSTANCE_ID, old, EnclaveState::Healthy, None),
+            health_line(INSTANCE_ID, new, EnclaveState::Starting, None),
+            health_line(INSTANCE_ID, new, EnclaveState::Healthy, None),
+        ]
+    }
+    let (cloud, said, done) = rotate(false, rolling);
+    done.unwrap();
+    let c = cloud.lock().unwrap();
+    let after_step1: Vec<&str> = c
+        .calls
+        .iter()
+        .map(String::as_str)
+        .skip_while(|c| *c != "create arn:cs/1")
+        .collect();
+    let health = format!("health {INSTANCE_ID}");
+    assert_eq!(
+        after_step1,
+        [
+            "create arn:cs/1",
+            &health,
+            &health,
+            &health,
+            &health,
+            "create arn:cs/2"
+        ],
+        "the second change set is created after the fourth health read"
+    );
+    assert_eq!(enclave_release_sids(&c.template).len(), 1);
+    assert!(
+        said.iter()
+            .any(|s| s.contains("waiting for every instance")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn an_instance_stuck_on_the_old_release_stops_apply_with_both_releases_admitted() {
+    fn stuck(old: &str, _new: &str) -> Vec<String> {
+        vec![health_line(INSTANCE_ID, old, EnclaveState::Healthy, None)]
+    }
+    let (cloud, _, done) = rotate(false, stuck);
+    let err = format!("{:#}", done.unwrap_err());
+    assert!(err.contains("both releases stay admitted"), "{err}");
+    assert!(
+        err.contains(&format!("{INSTANCE_ID}: runs PCR0 {}…", &"cd".repeat(8))),
+        "{err}"
+    );
+    let c = cloud.lock().unwrap();
+    assert_eq!(c.mutations, ["execute arn:cs/1"], "no step 2");
+    assert_eq!(
+        c.change_sets.len(),
+        1,
+        "the second change set was never created"
+    );
+    assert_eq!(enclave_release_sids(&c.template).len(), 2);
+    assert_eq!(enclave_release_sids(&key_policy_of_live(&c)).len(), 2);
+}
+
+#[test]
+fn an_unhealthy_new_release_is_reported_with_the_supervisors_last_error() {
+    fn failing(_old: &str, new: &str) -> Vec<String> {
+        vec![health_line(
+            INSTANCE_ID,
+            new,
+            EnclaveState::Failed,
+            Some("E36: enclave did not boot within 180 s"),
+        )]
+    }
+    let (cloud, _, done) = rotate(false, failing);
+    let err = format!("{:#}", done.unwrap_err());
+    assert!(
+        err.contains("enclave failed; last error: E36: enclave did not boot within 180 s"),
+        "{err}"
+    );
+    assert_eq!(cloud.lock().unwrap().mutations, ["execute arn:cs/1"]);
+}
+
+/// The live key policy wrapped as a template body, for `enclave_release_sids`.
+fn key_policy_of_live(c: &Cloud) -> String {
+    serde_json::json!({"Resources": {"EnclaveKey": {"Properties": {"KeyPolicy": c.live_policy}}}})
+        .to_string()
 }

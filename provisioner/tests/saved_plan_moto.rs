@@ -283,7 +283,13 @@ fn pending_plans_show_in_status_and_can_be_discarded() {
         .unwrap()
         .to_string();
     let o = np(&moto, &config, &["status"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Exit 1: moto's instance has no supervisor, so it never reports health.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("NOT OK: no health record"),
+        "{}",
+        text(&o)
+    );
     assert!(
         text(&o).contains("Pending plans") && text(&o).contains(&arn),
         "{}",

@@ -44,6 +44,7 @@ fn store(kms: &[&Rule], ssm: &[&Rule]) -> SecretStore {
         s3: aws_sdk_s3::Client::new(&conf),
         kms: mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms),
         sts: mock_client!(aws_sdk_sts, RuleMode::MatchAny, &[&who]),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
         region: "us-east-1".into(),
     };
     SecretStore::new(

@@ -124,6 +124,7 @@ impl Supervisor {
                 terminate_timeout_secs: 30,
                 run_timeout_secs: None,
             },
+            rollout: None,
         };
         let path = dir.join("supervisor.json");
         std::fs::write(&path, config.to_json()).expect("write config");

@@ -9,9 +9,11 @@
 
 pub mod api;
 pub mod backoff;
+pub mod log_layer;
 pub mod measure;
 pub mod metrics;
 pub mod persist;
+pub mod reporting;
 pub mod services;
 pub mod settings;
 pub mod status;
@@ -37,13 +39,15 @@ use crate::status::{Configured, Wall};
 use crate::systemd::Notifier;
 use crate::watchdog::{Heartbeat, Inputs, Runner, Watchdog};
 
-/// Runs the supervisor until `shutdown` turns true. Binding failures (API, services) are
+/// Runs the supervisor until `shutdown` turns true; `shipping` is the buffer its tracing layer
+/// fills (see [`reporting`]). Binding failures (API, services) are
 /// errors before READY.
 pub async fn serve<D: EnclaveDriver + 'static>(
     config: &SupervisorConfig,
     settings: Settings,
     driver: D,
     shutdown: watch::Receiver<bool>,
+    shipping: Arc<cloudwatch_log_shipping::Buffer>,
 ) -> anyhow::Result<()> {
     let started = SystemTime::now();
     let store = Arc::new(Store::open(&settings.state_dir).with_context(|| {
@@ -93,6 +97,7 @@ pub async fn serve<D: EnclaveDriver + 'static>(
     let wall = Wall::now();
     let first = status::Snapshot::of(&machine, now, &wall, &configured, started);
     let (status_tx, status_rx) = watch::channel(first);
+    reporting::start(config, shipping, status_rx.clone());
     let (command_tx, command_rx) = mpsc::channel(64);
     let heartbeat = Arc::new(Heartbeat::default());
 

@@ -4,8 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use cloudwatch_log_shipping::{Bounds, Buffer};
 use companion_config::{ConfigFile, SupervisorConfig, SUPERVISOR_CONFIG_PATH};
+use enclave_supervisor::log_layer::ShippingLayer;
 use enclave_supervisor::services;
 use enclave_supervisor::settings::Settings;
 use nitro_cli_driver::NitroCli;
@@ -53,7 +57,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
+    let shipping = Buffer::new(Bounds {
+        records: config.link.logs.buffer_records as usize,
+        bytes: SHIPPING_BUFFER_BYTES,
+    });
+    init_logging(&config, &shipping);
     tracing::info!(
         deployment = %config.deployment,
         listen = %settings.listen,
@@ -82,7 +90,7 @@ fn main() -> ExitCode {
             let _ = tx.send(true);
         });
         let driver = NitroCli::new(settings.timeouts);
-        enclave_supervisor::serve(&config, settings, driver, rx).await
+        enclave_supervisor::serve(&config, settings, driver, rx, shipping).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,15 +124,31 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(c: &SupervisorConfig) {
+/// What the shipping buffer may hold while CloudWatch is unreachable, besides its record count.
+const SHIPPING_BUFFER_BYTES: usize = 16 << 20;
+
+/// stderr (journald) always; CloudWatch too for a deployment with a rollout target.
+fn init_logging(c: &SupervisorConfig, shipping: &Arc<Buffer>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&c.logging.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if c.logging.format == "json" {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
-    }
+    let is_json = c.logging.format == "json";
+    let json = is_json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+    });
+    let text = (!is_json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let ship = c
+        .rollout
+        .is_some()
+        .then(|| ShippingLayer::new(shipping.clone()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+        .with(ship)
+        .init();
 }

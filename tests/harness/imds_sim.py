@@ -6,6 +6,7 @@ Serves what the supervisor's credentials service uses, with IMDSv2's rules:
                                     a request with X-Forwarded-For is refused (403), as IMDS does
   GET  /latest/meta-data/iam/security-credentials/        -> role name
   GET  /latest/meta-data/iam/security-credentials/ROLE    -> credentials JSON
+  GET  /latest/meta-data/instance-id                      -> --instance-id
   Any GET without a token, or with an unknown or expired one -> 401.
 
 Knobs (command line, or POST /_sim/config with a JSON object of the same names):
@@ -43,6 +44,7 @@ class State:
         if args.keys_file:
             with open(args.keys_file) as f:
                 self.keys = json.load(f)
+        self.instance_id = args.instance_id
         self.tokens = {}  # token -> monotonic deadline
         self.serial = 0
         self.stats = {"token_puts": 0, "token_rejected": 0, "unauthorized": 0,
@@ -123,6 +125,8 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             if not self.authorized():
                 return self.reply(401, "Unauthorized")
+            if self.path == "/latest/meta-data/instance-id":
+                return self.reply(200, st.instance_id)
             if self.path == ROLE_PREFIX:
                 st.count("role_gets")
                 if not st.role:
@@ -180,6 +184,7 @@ def main():
     p.add_argument("--fail-token", type=int, default=0)
     p.add_argument("--role", default="nitro-provision-test")
     p.add_argument("--keys-file", default=None)
+    p.add_argument("--instance-id", default="i-0123456789abcdef0")
     args = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True

@@ -20,26 +20,40 @@ impl Moto {
             .expect("free loopback port")
             .port();
         let log = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new(crate::tool("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log file"))
-            .spawn()
-            .expect("start moto_server");
+        let child = spawn(port, &log);
         let moto = Moto {
             child,
             port,
             _log: log,
         };
+        moto.wait_ready();
+        moto
+    }
+
+    /// Kills the server: clients now see connection refused, as in an outage.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A fresh server on the same port (all state is gone, as after a regional outage with
+    /// data loss: callers must re-create what they need).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.port, &self._log);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while moto.request("GET", "/moto-api/").is_none() {
+        while self.request("GET", "/moto-api/").is_none() {
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not start on port {port}"
+                "moto_server did not start on port {}",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        moto
     }
 
     pub fn url(&self) -> String {
@@ -80,6 +94,15 @@ impl Moto {
         let code: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
         (200..300).contains(&code).then_some(code)
     }
+}
+
+fn spawn(port: u16, log: &tempfile::NamedTempFile) -> Child {
+    Command::new(crate::tool("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log file"))
+        .spawn()
+        .expect("start moto_server")
 }
 
 impl Drop for Moto {

@@ -3,6 +3,7 @@
 //! it — so the contract cannot drift. Files are JSON with a `format_version`; readers reject
 //! unknown fields and versions they do not know.
 
+pub mod health;
 mod runtime;
 mod secrets;
 
@@ -55,6 +56,20 @@ pub struct SupervisorConfig {
     /// Persistent state: the operator's stop latch and the API token (`api-token`, 0600).
     pub state_dir: PathBuf,
     pub nitro_cli: NitroCli,
+    /// The stack resource whose CreationPolicy / rolling update waits for this instance's
+    /// signal. Absent: the supervisor does not signal (and does not ship to CloudWatch unless
+    /// `log_group` is set and an instance id is found).
+    #[serde(default)]
+    pub rollout: Option<RolloutTarget>,
+}
+
+/// Where `SignalResource` goes: the stack (its name; the role may signal only this stack) and
+/// the Instance or AutoScalingGroup logical id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutTarget {
+    pub stack_name: String,
+    pub logical_id: String,
 }
 
 /// Where the supervisor keeps its state on the parent instance (systemd's `StateDirectory=`).
@@ -476,6 +491,7 @@ mod tests {
                 terminate_timeout_secs: 30,
                 run_timeout_secs: None,
             },
+            rollout: None,
         }
     }
 

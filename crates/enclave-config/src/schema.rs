@@ -35,6 +35,10 @@ pub struct Config {
     pub supervisor: Supervisor,
     #[serde(default)]
     pub logging: Logging,
+    #[serde(default)]
+    pub rollout: Rollout,
+    #[serde(default)]
+    pub alerts: Alerts,
 }
 
 /// The parent EC2 instance(s).
@@ -255,6 +259,32 @@ pub struct Logging {
     pub retention_days: u32,
 }
 
+/// Health-gated rollouts: CloudFormation waits for each instance's supervisor to signal.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// How long CloudFormation waits for an instance's signal (CreationPolicy and the Auto
+    /// Scaling group's rolling update) before it rolls back.
+    #[serde(default = "default_signal_timeout")]
+    pub signal_timeout_secs: u32,
+}
+
+/// Where the "no healthy enclave" alarm notifies.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// An existing SNS topic; without it the alarm only shows in the console.
+    pub sns_topic_arn: Option<String>,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            signal_timeout_secs: default_signal_timeout(),
+        }
+    }
+}
+
 impl Default for Kms {
     fn default() -> Self {
         Kms {
@@ -354,6 +384,9 @@ fn default_backoff_max() -> u32 {
 }
 fn default_boot_grace() -> u32 {
     30
+}
+fn default_signal_timeout() -> u32 {
+    900
 }
 fn default_log_level() -> String {
     "info".to_string()

@@ -849,6 +849,7 @@ fn check_services(k: &mut Checker, c: &Config) {
             None,
         );
     }
+    check_rollout(k, c);
     if !RETENTION_DAYS.contains(&l.retention_days) {
         let nearest = RETENTION_DAYS
             .iter()
@@ -860,6 +861,45 @@ fn check_services(k: &mut Checker, c: &Config) {
             format!("CloudWatch Logs does not accept {} days", l.retention_days),
             Some(format!("nearest allowed: {nearest}")),
         );
+    }
+}
+
+/// CloudFormation's signal timeouts go up to 12 hours; under a minute no enclave boots.
+fn check_rollout(k: &mut Checker, c: &Config) {
+    let t = c.rollout.signal_timeout_secs;
+    if !(60..=43_200).contains(&t) {
+        k.err(
+            &p("rollout.signal_timeout_secs"),
+            format!("CloudFormation waits 60–43200 seconds for a signal, got {t}"),
+            None,
+        );
+    } else if t <= c.supervisor.boot_grace_secs {
+        k.err(
+            &p("rollout.signal_timeout_secs"),
+            format!(
+                "must be longer than supervisor.boot_grace_secs ({})",
+                c.supervisor.boot_grace_secs
+            ),
+            None,
+        );
+    }
+    if let Some(arn) = &c.alerts.sns_topic_arn {
+        let parts: Vec<&str> = arn.split(':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[1].starts_with("aws")
+            && parts[2] == "sns"
+            && !parts[3].is_empty()
+            && parts[4].len() == 12
+            && parts[4].chars().all(|ch| ch.is_ascii_digit())
+            && !parts[5].is_empty();
+        if !ok {
+            k.err(
+                &p("alerts.sns_topic_arn"),
+                format!("`{arn}` is not an SNS topic ARN"),
+                Some("arn:aws:sns:REGION:ACCOUNT:NAME".into()),
+            );
+        }
     }
 }
 

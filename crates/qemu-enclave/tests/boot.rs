@@ -90,7 +90,7 @@ fn build_test_eif(stack: &VmStack, probe: &Path, dir: &Path) -> (PathBuf, BuildO
     ]);
     let spec = BuildSpec {
         name: "qemu-boot-test".into(),
-        version: "1".into(),
+        version: Some("1".into()),
         arch: Arch::X86_64,
         kernel: blobs.kernel(),
         cmdline: std::fs::read_to_string(blobs.cmdline()).expect("cmdline"),
@@ -98,6 +98,7 @@ fn build_test_eif(stack: &VmStack, probe: &Path, dir: &Path) -> (PathBuf, BuildO
         nsm_ko: blobs.nsm_ko(),
         image: ImageSpec {
             source: ImageSource::RootfsDir(rootfs),
+            reference: None,
             platform: None,
             digest: None,
             extra_files: vec![],

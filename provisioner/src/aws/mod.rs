@@ -3,11 +3,12 @@
 //! A named profile is used alone: its credentials, or an error — never a silent fall back to
 //! other credentials (environment variables would otherwise win over it).
 //! Each submodule wraps one concern: CloudFormation stacks and change sets, artifact uploads,
-//! KMS keys and their policies.
+//! KMS keys and their policies, the deployment's CloudWatch Logs (log lines, health records).
 
 pub mod artifacts;
 pub mod events;
 pub mod kms;
+pub mod logs;
 pub mod stack;
 
 use aws_config::retry::RetryConfig;
@@ -33,6 +34,7 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub region: String,
 }
 
@@ -109,6 +111,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             kms: aws_sdk_kms::Client::new(conf),
             sts: aws_sdk_sts::Client::new(conf),
+            logs: aws_sdk_cloudwatchlogs::Client::new(conf),
             region: opts.region.clone(),
         }
     }

@@ -7,6 +7,7 @@ pub mod aws_args;
 pub mod build;
 pub mod destroy;
 pub mod eif;
+pub mod logs;
 pub mod plan;
 pub mod policy;
 pub mod render;

@@ -9,14 +9,15 @@ use anyhow::Context as _;
 use super::saved_plan::SavedPlan;
 use super::saved_plan::SavedPlanError::{Mismatch, Stale};
 use super::{
-    change_set_name, key_policy, online_plan, parameters, parameters_sha256, refresh, stack_tags,
-    AwsArgs, Prepared,
+    change_set_name, health, key_policy, online_plan, parameters, parameters_sha256, refresh,
+    stack_tags, AwsArgs, Prepared,
 };
 use crate::aws::artifacts::{self, Upload};
 use crate::aws::events::{self, EventSink, Finished};
 use crate::aws::stack::{self, ChangeSetOutcome, ChangeSetRequest};
 use crate::aws::Aws;
 use crate::config::Loaded;
+use crate::render::log_group_name;
 
 /// How apply ended.
 #[derive(Debug)]
@@ -85,18 +86,38 @@ pub async fn execute(
                 )
             })
             .unwrap_or_default();
+        // SignalResource carries no reason: the supervisor's health record has it.
+        let supervisor = match &finished.first_failure {
+            Some(e) if is_signal_failure(e.reason.as_deref().unwrap_or_default()) => {
+                health::explain_failure(
+                    aws,
+                    &log_group_name(&saved.stack_name),
+                    e.reason.as_deref().unwrap_or_default(),
+                    &saved.stack_id,
+                )
+                .await
+                .map(|s| format!("\n{s}"))
+            }
+            _ => None,
+        }
+        .unwrap_or_default();
         let way_out = if finished.status == "ROLLBACK_COMPLETE" {
             "; the stack cannot be updated in this state: run `nitro-provision destroy`, fix the cause, and apply again"
         } else {
             ""
         };
         anyhow::bail!(
-            "stack {} ended in {}{cause}{way_out}",
+            "stack {} ended in {}{cause}{way_out}{supervisor}",
             saved.stack_name,
             finished.status
         );
     }
     Ok(finished)
+}
+
+/// CloudFormation's reasons for a FAILURE signal and for missing signals.
+fn is_signal_failure(reason: &str) -> bool {
+    reason.contains("FAILURE signal") || reason.contains("resource signal")
 }
 
 /// Checks a plan loaded from a file against what exists and what would be applied now, before
@@ -227,6 +248,10 @@ pub async fn own_change_set(
     Ok(Some(state))
 }
 
+/// How many health polls (`--poll` apart) a rotation waits for the new release's records:
+/// with the default 3 s, a minute, one supervisor heartbeat.
+const ROTATION_HEALTH_POLLS: u32 = 20;
+
 /// Uploads and executes exactly the planned change set. A new stack goes through the bootstrap
 /// phase first (the bucket), so that no instance starts before its artifacts are in S3. A
 /// rotation then drops the old release in a second step, unless `keep_old_release`. Last, a
@@ -258,9 +283,23 @@ pub async fn apply_plan(
     }
     let mut last = prepared;
     if saved.finish_rotation && !saved.keep_old_release {
-        // The update above replaced the instances with the new EIF and succeeded: the new
-        // release runs, so the old one may go.
+        // The update above replaced the instances with the new EIF and CloudFormation took
+        // their signals; the old release goes only once every instance's own health record
+        // shows the new release running healthy.
         let new = last.new_release.clone();
+        let pcr0 = new.pcrs.get(&0).cloned().unwrap_or_default();
+        let min = last.rendered.deployment.config.instance.count as usize;
+        let group = log_group_name(&saved.stack_name);
+        say("rotation: waiting for every instance to report the new release healthy");
+        let polls = ROTATION_HEALTH_POLLS;
+        if let Err(why) =
+            health::wait_for_release(aws, &stack_id, &group, &pcr0, min, args.poll, polls).await?
+        {
+            anyhow::bail!(
+                "rotation stopped before dropping the old release (both releases stay admitted): {why}; \
+                 once the instances run the new release healthy (`nitro-provision status`), apply again to finish"
+            );
+        }
         let live_policy = kms_policy::Policy::from_json(&last.rendered.key_policy.to_string())?;
         let finished = last.with_releases(vec![new.clone()])?;
         let proposed = kms_policy::Policy::from_json(&finished.rendered.key_policy.to_string())?;

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod destroy;
+pub mod health;
 pub mod key_policy;
 pub mod online_plan;
 pub mod ownership;
@@ -247,6 +248,14 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch (CloudWatch's timestamps).
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::refresh;
+use super::health::{self, InstanceHealth};
+use super::{refresh, unix_now_ms};
 use crate::aws::stack::{self, ChangeSetSummary, StackInfo};
 use crate::aws::Aws;
 use crate::config::Loaded;
+use crate::render::log_group_name;
 
 #[derive(Debug)]
 pub struct Status {
@@ -17,6 +19,10 @@ pub struct Status {
     pub compute: Vec<(String, String, String)>,
     /// Change sets that can still be executed: saved plans not applied (or discarded) yet.
     pub pending: Vec<ChangeSetSummary>,
+    /// PCR0 of the newest release the deployed template admits: what should run.
+    pub planned_pcr0: Option<String>,
+    /// Each instance's newest health record, judged against `planned_pcr0`.
+    pub health: Vec<InstanceHealth>,
 }
 
 impl Status {
@@ -43,6 +49,8 @@ pub async fn status(loaded: &Loaded, aws: &Aws) -> anyhow::Result<Option<Status>
             outputs: BTreeMap::new(),
             compute: Vec::new(),
             pending,
+            planned_pcr0: None,
+            health: Vec::new(),
         }));
     }
     let compute = stack::resources(aws, &info.id)
@@ -54,10 +62,21 @@ pub async fn status(loaded: &Loaded, aws: &Aws) -> anyhow::Result<Option<Status>
         .map(|(id, (ty, physical))| (id, ty, physical))
         .collect();
     let outputs = super::apply::outputs(aws, &info.id).await?;
+    let planned_pcr0 = refresh::deployed(aws, &info)
+        .await?
+        .releases
+        .last()
+        .and_then(|r| r.pcrs.get(&0).cloned());
+    let group = log_group_name(name);
+    let now = unix_now_ms();
+    let ids = health::instances(aws, &info.id, &group, now).await?;
+    let health = health::fleet(aws, &group, &ids, planned_pcr0.as_deref(), now).await?;
     Ok(Some(Status {
         stack: info,
         outputs,
         compute,
         pending,
+        planned_pcr0,
+        health,
     }))
 }

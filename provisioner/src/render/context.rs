@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use companion_config::{
-    EgressService, EgressTarget, EnclaveResources, Link, Logging, Measurements, NitroCli, Proxy,
-    SupervisorConfig, Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH, SUPERVISOR_STATE_DIR,
+    health, EgressService, EgressTarget, EnclaveResources, Link, Logging, Measurements, NitroCli,
+    Proxy, RolloutTarget, SupervisorConfig, Watchdog, FORMAT_VERSION, SUPERVISOR_CONFIG_PATH,
+    SUPERVISOR_STATE_DIR,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -77,7 +78,7 @@ impl Deployment {
             role_arn: format!("arn:{partition}:iam::{}:role/{role_name}", c.account),
             role_name,
             key_alias: key_alias(&c.name),
-            log_group: format!("/nitro-provision/{}", c.name),
+            log_group: log_group_name(&c.name),
             deployment_parameter: format!("/nitro-provision/{}/deployment", c.name),
             artifacts,
             releases,
@@ -199,6 +200,8 @@ impl Deployment {
             "ssm_parameters": self.ssm_parameters(),
             "log_group": self.log_group,
             "key_arn": {"Fn::GetAtt": ["EnclaveKey", "Arn"]},
+            // The supervisor signals its own stack's rollout and nothing else.
+            "stack_id": {"Ref": "AWS::StackId"},
         })
     }
 
@@ -260,6 +263,15 @@ impl Deployment {
                 terminate_timeout_secs: 30,
                 run_timeout_secs: None,
             },
+            rollout: Some(RolloutTarget {
+                stack_name: c.name.clone(),
+                logical_id: if c.instance.count == 1 {
+                    "Instance"
+                } else {
+                    "AutoScalingGroup"
+                }
+                .into(),
+            }),
         }
     }
 
@@ -490,7 +502,13 @@ impl Deployment {
                 "ssh_key": c.instance.ssh.as_ref().map(|s| &s.key_name),
             },
             "user_data": user_data,
-            "rolling_pause_secs": c.supervisor.boot_grace_secs.max(60) + 60,
+            "signal_timeout_secs": c.rollout.signal_timeout_secs,
+            "alerts": {"sns_topic_arn": c.alerts.sns_topic_arn},
+            "metrics": {
+                "namespace": health::METRIC_NAMESPACE,
+                "healthy": health::METRIC_HEALTHY,
+                "deployment_dimension": health::DIMENSION_DEPLOYMENT,
+            },
             "health_check_grace_secs": c.supervisor.boot_grace_secs.max(60) + 240,
             "supervisor_port": c.supervisor.port,
             "pinned_pcrs_text": self.pinned_pcrs_text(),
@@ -501,14 +519,18 @@ impl Deployment {
     }
 }
 
-/// The DNS suffix of a partition's service endpoints.
 /// The stack's bucket (artifacts, and the runtime's sealed storage under `storage.prefix`).
 pub fn bucket_name(c: &Config) -> String {
     format!("{}-{}-{}", c.name, c.account, c.region)
 }
 
-/// The deployment key's alias: what the runtime names its KMS key by (the key id is only known
-/// after the stack exists, and the runtime config is measured before).
+/// The deployment's CloudWatch Logs group: the supervisors write it, `logs` and `status`
+/// read it (from the name alone, so they work while a stack is half-made).
+pub fn log_group_name(deployment: &str) -> String {
+    format!("/nitro-provision/{deployment}")
+}
+
+/// The DNS suffix of a partition's service endpoints.
 fn dns_suffix(partition: &str) -> &'static str {
     match partition {
         "aws-cn" => "amazonaws.com.cn",

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use companion_config::SupervisorConfig;
 use serde::Serialize;
 
-pub use context::{bucket_name, key_alias, Deployment, ARTIFACT_PREFIX};
+pub use context::{bucket_name, key_alias, log_group_name, Deployment, ARTIFACT_PREFIX};
 pub use holder::key_policy;
 pub use templates::{Templates, EMBEDDED};
 

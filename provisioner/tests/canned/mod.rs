@@ -4,6 +4,7 @@
 //! so tests can tell CloudFormation's writes from the tool's own PutKeyPolicy.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
@@ -26,6 +27,7 @@ use nitro_provision::aws::Aws;
 
 pub const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/hello-enclave/1";
 pub const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+pub const INSTANCE_ID: &str = "i-0123456789abcdef0";
 
 /// The model's state, shared with the mock rules.
 #[derive(Debug, Default)]
@@ -43,6 +45,13 @@ pub struct Cloud {
     pub mutations: Vec<String>,
     /// PutKeyPolicy fails as KMS's lock-out safety check does.
     pub refuse_put: bool,
+    /// The stack's instances (AWS::EC2::Instance resources).
+    pub instances: Vec<String>,
+    /// Each instance's health stream as the reads will see it: every read takes the front
+    /// line while more than one is queued (records changing over time), then repeats the last.
+    pub health: BTreeMap<String, VecDeque<String>>,
+    /// Change set creations and health reads in order: `create <arn>`, `health <instance>`.
+    pub calls: Vec<String>,
 }
 
 /// A change set as CloudFormation keeps it.
@@ -72,6 +81,7 @@ impl Cloud {
             tags,
             template: template.to_string(),
             live_policy: key_policy_of(template),
+            instances: vec![INSTANCE_ID.to_string()],
             ..Cloud::default()
         }))
     }
@@ -139,8 +149,24 @@ pub fn aws(cloud: &Arc<Mutex<Cloud>>) -> Aws {
                 .timestamp(aws_smithy_types::DateTime::from_secs(0))
                 .resource_status(aws_sdk_cloudformation::types::ResourceStatus::UpdateComplete)
                 .build();
+            let c = c.lock().unwrap();
+            let instances = c.instances.iter().map(|id| {
+                StackResource::builder()
+                    .logical_resource_id("Instance")
+                    .resource_type("AWS::EC2::Instance")
+                    .physical_resource_id(id)
+                    .timestamp(aws_smithy_types::DateTime::from_secs(0))
+                    .resource_status(aws_sdk_cloudformation::types::ResourceStatus::UpdateComplete)
+                    .build()
+            });
             DescribeStackResourcesOutput::builder()
-                .set_stack_resources(Some(has_key.then_some(key).into_iter().collect()))
+                .set_stack_resources(Some(
+                    has_key
+                        .then_some(key)
+                        .into_iter()
+                        .chain(instances)
+                        .collect(),
+                ))
                 .build()
         });
     let c = cloud.clone();
@@ -148,6 +174,7 @@ pub fn aws(cloud: &Arc<Mutex<Cloud>>) -> Aws {
         mock!(aws_sdk_cloudformation::Client::create_change_set).then_compute_output(move |req| {
             let mut c = c.lock().unwrap();
             let arn = format!("arn:cs/{}", c.change_sets.len() + 1);
+            c.calls.push(format!("create {arn}"));
             c.change_sets.push(ChangeSet {
                 arn: arn.clone(),
                 template: req.template_body().unwrap_or_default().to_string(),
@@ -308,6 +335,84 @@ pub fn aws(cloud: &Arc<Mutex<Cloud>>) -> Aws {
         s3,
         kms,
         sts,
+        logs: logs_client(cloud),
         region: "us-east-1".into(),
     }
+}
+
+/// CloudWatch Logs answering health reads from `cloud.health`.
+fn logs_client(cloud: &Arc<Mutex<Cloud>>) -> aws_sdk_cloudwatchlogs::Client {
+    use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
+    use aws_sdk_cloudwatchlogs::operation::get_log_events::{
+        GetLogEventsError, GetLogEventsOutput,
+    };
+    use aws_sdk_cloudwatchlogs::types::error::ResourceNotFoundException;
+    use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
+    let c = cloud.clone();
+    let get =
+        mock!(aws_sdk_cloudwatchlogs::Client::get_log_events).then_compute_response(move |req| {
+            let mut c = c.lock().unwrap();
+            let stream = req.log_stream_name().unwrap_or_default();
+            let instance = stream.strip_suffix("/health").unwrap_or(stream).to_string();
+            c.calls.push(format!("health {instance}"));
+            let Some(queue) = c.health.get_mut(&instance) else {
+                return MockResponse::Error(GetLogEventsError::ResourceNotFoundException(
+                    ResourceNotFoundException::builder()
+                        .message("The specified log stream does not exist.")
+                        .build(),
+                ));
+            };
+            let line = if queue.len() > 1 {
+                queue.pop_front()
+            } else {
+                queue.front().cloned()
+            };
+            let events = line.map(|l| OutputLogEvent::builder().timestamp(0).message(l).build());
+            MockResponse::Output(
+                GetLogEventsOutput::builder()
+                    .set_events(Some(events.into_iter().collect()))
+                    .build(),
+            )
+        });
+    let streams = mock!(aws_sdk_cloudwatchlogs::Client::describe_log_streams)
+        .then_output(|| DescribeLogStreamsOutput::builder().build());
+    mock_client!(
+        aws_sdk_cloudwatchlogs,
+        RuleMode::MatchAny,
+        &[&get, &streams]
+    )
+}
+
+/// A fresh health record of `instance` running `pcr0` in `state`.
+pub fn health_line(
+    instance: &str,
+    pcr0: &str,
+    state: companion_config::health::EnclaveState,
+    last_error: Option<&str>,
+) -> String {
+    use companion_config::health::{DesiredState, HealthRecord, HealthReport};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let pcrs = |pcr0: &str| companion_config::Measurements {
+        pcr0: pcr0.to_string(),
+        pcr1: "11".repeat(48),
+        pcr2: "22".repeat(48),
+        pcr8: None,
+    };
+    HealthRecord::new(HealthReport {
+        deployment: "hello-enclave".into(),
+        instance_id: instance.into(),
+        timestamp_ms: now,
+        state,
+        desired_state: DesiredState::Running,
+        measured_pcrs: Some(pcrs(pcr0)),
+        // The supervisor expects what it runs: only the plan's PCR0 can disagree.
+        expected_pcrs: pcrs(pcr0),
+        restarts: 0,
+        last_error: last_error.map(str::to_string),
+        supervisor_version: "0.1.0".into(),
+    })
+    .to_line()
 }

@@ -336,6 +336,8 @@ fn supervisor_config(dir: &Path, awsim: &Awsim, imds: &ImdsSim) -> SupervisorCon
             backoff_min_secs: 1,
             backoff_max_secs: 60,
             boot_grace_secs: 30,
+            poll_interval_ms: 100,
+            stable_secs: 2,
         },
         proxies: vec![],
         log_group: "/nitro-provision/demo".into(),
@@ -365,6 +367,14 @@ fn supervisor_config(dir: &Path, awsim: &Awsim, imds: &ImdsSim) -> SupervisorCon
             },
             ..Link::default()
         },
+        expected_measurements: None,
+        state_dir: dir.join("state"),
+        nitro_cli: NitroCli {
+            describe_timeout_secs: 2,
+            terminate_timeout_secs: 10,
+            run_timeout_secs: Some(10),
+        },
+        rollout: None,
     }
 }
 

@@ -43,6 +43,8 @@ struct Document {
     expiration: String,
 }
 
+const INSTANCE_ID_PATH: &str = "/latest/meta-data/instance-id";
+
 pub struct Imds {
     authority: String,
     token_ttl: Duration,
@@ -93,6 +95,11 @@ impl Imds {
             session_token: doc.token,
             expiration: doc.expiration,
         })
+    }
+
+    /// This instance's id (the log streams' and the rollout signal's name for it).
+    pub async fn instance_id(&self) -> Result<String, ImdsError> {
+        Ok(self.get_text(INSTANCE_ID_PATH).await?.trim().to_string())
     }
 
     async fn get_text(&self, path: &'static str) -> Result<String, ImdsError> {

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use imds::{Imds, ImdsError};
 pub use ingress::IngressPort;
 pub use metrics::ServiceMetrics;
 

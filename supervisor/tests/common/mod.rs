@@ -80,6 +80,7 @@ pub fn config(dir: &Path) -> SupervisorConfig {
             terminate_timeout_secs: 10,
             run_timeout_secs: Some(10),
         },
+        rollout: None,
     }
 }
 
