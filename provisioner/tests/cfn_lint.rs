@@ -39,11 +39,11 @@ fn variants() -> Vec<(&'static str, String)> {
         ),
         (
             // Internal NLB; one ingress rule already is the VPC's CIDR (no duplicate rule);
-            // a UDP port; no port below 1024.
+            // no port below 1024.
             "asg-internal",
             base_with(
                 "  type: m6i.xlarge\n  ingress:\n    - port: 443\n      cidrs: [0.0.0.0/0]\n",
-                "  type: m6i.2xlarge\n  count: 2\n  load_balancer:\n    scheme: internal\n  ingress:\n    - port: 8080\n      cidrs: [10.80.0.0/16, 192.168.0.0/16]\n    - port: 5353\n      protocol: udp\n      cidrs: [10.0.0.0/8]\n",
+                "  type: m6i.2xlarge\n  count: 2\n  load_balancer:\n    scheme: internal\n  ingress:\n    - port: 8080\n      cidrs: [10.80.0.0/16, 192.168.0.0/16]\n    - port: 5353\n      cidrs: [10.0.0.0/8]\n",
             ),
         ),
         (

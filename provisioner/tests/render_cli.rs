@@ -87,39 +87,6 @@ fn load_balanced_instances_admit_health_checks_from_the_vpc() {
     );
     assert!(!user_data.contains("AmbientCapabilities"), "{user_data}");
 
-    // A UDP target group is health-checked over TCP through the first TCP port (an NLB
-    // cannot check UDP); its port gets no rule of its own, the TCP port's rule covers it.
-    let d = Dep::new();
-    d.replace("  count: 1", "  count: 2").replace(
-        "      cidrs: [0.0.0.0/0]",
-        "      cidrs: [0.0.0.0/0]\n    - port: 5353\n      protocol: udp\n      cidrs: [0.0.0.0/0]",
-    );
-    let (t, _, _) = render(&d);
-    let health = |tg: &str| {
-        let p = &t["Resources"][tg]["Properties"];
-        (
-            p["Protocol"].as_str().unwrap().to_string(),
-            p["HealthCheckProtocol"].as_str().unwrap().to_string(),
-            p["HealthCheckPort"].as_str().unwrap().to_string(),
-        )
-    };
-    assert_eq!(
-        health("TargetGroup443"),
-        ("TCP".into(), "TCP".into(), "443".into())
-    );
-    assert_eq!(
-        health("TargetGroup5353"),
-        ("UDP".into(), "TCP".into(), "443".into())
-    );
-    assert_eq!(
-        ingress(&t),
-        [
-            rule("tcp", 443, "0.0.0.0/0"),
-            rule("udp", 5353, "0.0.0.0/0"),
-            rule("tcp", 443, "10.80.0.0/16"),
-        ]
-    );
-
     // A single instance has no load balancer and no health-check rule.
     let (t, _, _) = render(&Dep::new());
     assert_eq!(ingress(&t), [rule("tcp", 443, "0.0.0.0/0")]);

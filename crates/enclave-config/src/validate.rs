@@ -376,7 +376,6 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
     }
     check_vpc_cidr(k, c);
     let mut ports = BTreeSet::new();
-    let mut listener_ports = BTreeSet::new();
     let load_balanced = i.count > 1;
     if load_balanced && i.ingress.len() > MAX_LISTENERS {
         k.err(
@@ -399,15 +398,6 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
                 format!("port {} is listed twice", ing.port),
                 None,
             );
-        } else if load_balanced && !listener_ports.insert(ing.port) {
-            k.err(
-                &path.key("port"),
-                format!(
-                    "port {} is listed for tcp and udp: a load balancer has one listener per port",
-                    ing.port
-                ),
-                Some("use different ports".into()),
-            );
         }
         if ing.port == c.supervisor.port {
             k.err(
@@ -419,12 +409,20 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
                 None,
             );
         }
-        if !matches!(ing.protocol.as_str(), "tcp" | "udp") {
-            k.err(
+        match ing.protocol.as_str() {
+            "tcp" => {}
+            // The supervisor relays ingress as streams over the enclave's vsock link, which
+            // carries no datagrams: a UDP port would pass here and stop the supervisor on the host.
+            "udp" => k.err(
                 &path.key("protocol"),
-                format!("`{}` is not `tcp` or `udp`", ing.protocol),
+                "UDP ingress is not supported: the supervisor relays TCP streams to the enclave",
+                Some("serve the application over TCP".into()),
+            ),
+            other => k.err(
+                &path.key("protocol"),
+                format!("`{other}` is not `tcp`"),
                 None,
-            );
+            ),
         }
         if ing.cidrs.is_empty() {
             k.err(
@@ -435,17 +433,6 @@ fn check_instance(k: &mut Checker, c: &Config) -> Option<(Arch, u32, u64)> {
         }
         for (m, cidr) in ing.cidrs.iter().enumerate() {
             k.check(&path.key("cidrs").index(m), names::check_cidr(cidr));
-        }
-    }
-    // An NLB health-checks UDP target groups over TCP: through a TCP port of the same instances.
-    let has_tcp = i.ingress.iter().any(|ing| ing.protocol == "tcp");
-    if load_balanced && !has_tcp {
-        if let Some(n) = i.ingress.iter().position(|ing| ing.protocol == "udp") {
-            k.err(
-                &p("instance.ingress").index(n).key("protocol"),
-                "behind a load balancer, UDP ports are health-checked through a TCP port, and there is none",
-                Some("add a TCP ingress port the application answers on".into()),
-            );
         }
     }
     if !(8..=16384).contains(&i.root_volume_gib) {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Artifacts, Release};
-use crate::config::{instance_types, Config, Ingress, DEFAULT_AMI_ARM64, DEFAULT_AMI_X86_64};
+use crate::config::{instance_types, Config, DEFAULT_AMI_ARM64, DEFAULT_AMI_X86_64};
 
 /// Uploads live under this prefix of the stack's bucket, content-addressed by digest.
 pub const ARTIFACT_PREFIX: &str = "artifacts/";
@@ -312,25 +312,6 @@ impl Deployment {
         self.config.instance.ingress.iter().any(|i| i.port < 1024)
     }
 
-    /// The TCP port a load balancer health-checks the targets of `port` on: the port itself
-    /// for TCP; for UDP (which an NLB cannot health-check over UDP) the first TCP ingress port,
-    /// served by the same supervisor and enclave. `validate` refuses UDP-only ingress behind a
-    /// load balancer, so one exists whenever this is rendered.
-    fn health_check_port(&self, port: &Ingress) -> u16 {
-        if port.protocol == "udp" {
-            if let Some(tcp) = self
-                .config
-                .instance
-                .ingress
-                .iter()
-                .find(|i| i.protocol == "tcp")
-            {
-                return tcp.port;
-            }
-        }
-        port.port
-    }
-
     /// A load balancer health-checks its targets over TCP from its own addresses in the VPC,
     /// which the ingress CIDRs need not include: without these rules the checks fail and the
     /// Auto Scaling group replaces healthy instances forever. Rules the ingress already has
@@ -342,7 +323,7 @@ impl Deployment {
         }
         let cidr = c.instance.network.vpc_cidr();
         let mut rules: Vec<Value> = Vec::new();
-        for port in c.instance.ingress.iter().map(|i| self.health_check_port(i)) {
+        for port in c.instance.ingress.iter().map(|i| i.port) {
             let rule = json!({"protocol": "tcp", "port": port, "cidr": cidr, "description": format!("load balancer health checks of port {port} (from the VPC)")});
             let same = |r: &Value| {
                 r["protocol"] == rule["protocol"]
@@ -450,7 +431,7 @@ impl Deployment {
                 json!({
                     "port": i.port,
                     "protocol": i.protocol.to_ascii_uppercase(),
-                    "health_check_port": self.health_check_port(i),
+                    "health_check_port": i.port,
                 })
             })
             .collect();
