@@ -24,7 +24,10 @@ fn error_code(r: &Response) -> String {
 fn reads_are_open_and_answer_json() {
     let env = Env::new();
     let s = env.spawn();
-    s.wait("booting", |i| i["state"] == "booting");
+    // Booting with the measurements checked: before the check the reason says so instead.
+    s.wait("booting, measured", |i| {
+        i["state"] == "booting" && i["measurements"]["match"] == true
+    });
     let r = s.get("/health");
     assert_eq!(r.status, 503);
     assert_eq!(r.header("content-type"), Some("application/json"));
