@@ -15,6 +15,7 @@ mod output;
 pub mod pcr;
 pub mod reader;
 pub mod sign;
+mod sha384;
 mod time;
 mod worker;
 pub mod writer;
