@@ -7,7 +7,6 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use crate::sha384::Sha384;
 
 use crate::bootstrap::{write_bootstrap_ramdisk, BootstrapError};
 use crate::elf::{identify_file, Binary};
@@ -18,6 +17,7 @@ use crate::image::{
 };
 use crate::output::OutputFile;
 use crate::pcr::Measurements;
+use crate::sha384::Sha384;
 use crate::sign::{SignError, Signer};
 use crate::time::rfc3339;
 use crate::writer::{EifWriter, WriteError};

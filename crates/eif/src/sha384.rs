@@ -55,7 +55,11 @@ mod tests {
             let (a, b) = data[..len].split_at(len / 3);
             h.update(a);
             h.update(b);
-            assert_eq!(h.finalize()[..], sha2::Sha384::digest(&data[..len])[..], "len {len}");
+            assert_eq!(
+                h.finalize()[..],
+                sha2::Sha384::digest(&data[..len])[..],
+                "len {len}"
+            );
         }
     }
 }
