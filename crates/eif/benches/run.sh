@@ -12,6 +12,7 @@
 # `umoci` packs compressible files (text-like, ~3x) into one gzip layer with umoci, as real
 # images are; `gzip` compresses the generated (random, incompressible) layers.
 # Usage: crates/eif/benches/run.sh [MIB] [FILES] [plain|gzip|umoci]
+# FEATURES=aws-lc measures AWS-LC's SHA-384; the default is pure-Rust sha2 (as the CLI).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 source "$root/scripts/env.sh"
@@ -21,7 +22,7 @@ mib="${1:-320}"; files="${2:-24000}"; compression="${3:-plain}"; runs="${RUNS:-5
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 # The driver cargo built (not the newest build_eif-* file: one of another profile or feature
 # set may be newer).
-bin="$(cargo build --release -p nitro-eif --bench build_eif --message-format=json | grep -o '"executable":"[^"]*build_eif[^"]*"' | tail -1 | cut -d'"' -f4)"
+bin="$(cargo build --release -p nitro-eif --features "${FEATURES-}" --bench build_eif --message-format=json | grep -o '"executable":"[^"]*build_eif[^"]*"' | tail -1 | cut -d'"' -f4)"
 
 if [ "$compression" = umoci ]; then
     # As the issue's image: compressible files packed by umoci into one gzip layer.

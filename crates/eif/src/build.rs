@@ -7,7 +7,6 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha384};
 
 use crate::bootstrap::{write_bootstrap_ramdisk, BootstrapError};
 use crate::elf::{identify_file, Binary};
@@ -18,6 +17,7 @@ use crate::image::{
 };
 use crate::output::OutputFile;
 use crate::pcr::Measurements;
+use crate::sha384::Sha384;
 use crate::sign::{SignError, Signer};
 use crate::time::rfc3339;
 use crate::writer::{EifWriter, WriteError};
@@ -150,7 +150,7 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
 /// SHA-384 of a file, streamed.
 pub fn sha384_file(path: &Path) -> io::Result<String> {
     let mut f = File::open(path)?;
-    let mut h = Sha384::new();
+    let mut h = Sha384::default();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = f.read(&mut buf)?;

@@ -14,6 +14,7 @@ pub mod image;
 mod output;
 pub mod pcr;
 pub mod reader;
+mod sha384;
 pub mod sign;
 mod time;
 mod worker;

@@ -1,7 +1,8 @@
 //! PCR measurements as the Nitro hypervisor computes them, and the nitro-cli JSON shape.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha384};
+
+use crate::sha384::Sha384;
 
 /// Size of a SHA-384 digest, hence of every PCR.
 pub const PCR_LEN: usize = 48;
@@ -24,10 +25,10 @@ impl PcrHasher {
 
     /// Finishes the content hash and extends a zero register with it.
     pub fn finish(self) -> Pcr {
-        let mut outer = Sha384::new();
-        outer.update([0u8; PCR_LEN]);
-        outer.update(self.0.finalize());
-        Pcr(outer.finalize().into())
+        let mut outer = Sha384::default();
+        outer.update(&[0u8; PCR_LEN]);
+        outer.update(&self.0.finalize());
+        Pcr(outer.finalize())
     }
 
     /// The PCR of a byte string held in memory (certificates, test vectors).
