@@ -374,7 +374,9 @@ async fn bench(quick: bool, copy: ProxyCopy) {
             "  direct {d:.0} MiB/s, proxied {p:.0} MiB/s = {:.0} %",
             100.0 * p / d
         );
-        (direct.push(d), proxied.push(p), ratio.push(100.0 * p / d));
+        direct.push(d);
+        proxied.push(p);
+        ratio.push(100.0 * p / d);
     }
     let (user, sys) = sup.cpu_secs();
     let gib = (rounds as u64 * total) as f64 / (1u64 << 30) as f64;
