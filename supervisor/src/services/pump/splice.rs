@@ -196,26 +196,22 @@ mod tests {
         }
     }
 
-    /// (client, the proxy's end of it): a loopback TCP connection, as ingress accepts.
-    async fn tcp_pair() -> (TcpStream, TcpStream) {
+    /// (client, enclave app, the proxy's descriptors for both): a loopback TCP connection, as
+    /// ingress accepts, and a unix socket pair, as the unix transport connects.
+    async fn ends() -> (TcpStream, UnixStream, OwnedFd, OwnedFd) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        (client, l.accept().await.unwrap().0)
+        let outer = l.accept().await.unwrap().0;
+        let (enclave, app) = UnixStream::pair().unwrap();
+        let enclave = enclave_link::Stream::Unix(enclave).into_fd().unwrap();
+        (client, app, outer.into_fd().unwrap(), enclave)
     }
 
     #[tokio::test]
     async fn moves_bulk_bytes_both_ways_and_passes_each_half_close() {
-        let (mut client, outer) = tcp_pair().await;
-        let (enclave, mut app) = UnixStream::pair().unwrap();
-        let counters = counters();
-        let activity = Activity::new();
-        let proxy = transfer(
-            outer.into_fd().unwrap(),
-            enclave_link::Stream::Unix(enclave).into_fd().unwrap(),
-            Pipes::new().unwrap(),
-            &activity,
-            &counters,
-        );
+        let (mut client, mut app, outer, enclave) = ends().await;
+        let (counters, activity) = (counters(), Activity::new());
+        let proxy = transfer(outer, enclave, Pipes::new().unwrap(), &activity, &counters);
         let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
         let ends = async {
             let send = async {
@@ -245,17 +241,9 @@ mod tests {
 
     #[tokio::test]
     async fn reads_nothing_ahead_while_the_far_side_does_not_read() {
-        let (mut client, outer) = tcp_pair().await;
-        let (enclave, mut app) = UnixStream::pair().unwrap();
-        let counters = counters();
-        let activity = Activity::new();
-        let proxy = transfer(
-            outer.into_fd().unwrap(),
-            enclave_link::Stream::Unix(enclave).into_fd().unwrap(),
-            Pipes::new().unwrap(),
-            &activity,
-            &counters,
-        );
+        let (mut client, mut app, outer, enclave) = ends().await;
+        let (counters, activity) = (counters(), Activity::new());
+        let proxy = transfer(outer, enclave, Pipes::new().unwrap(), &activity, &counters);
         let total = 64usize << 20;
         let chunk = vec![7u8; 64 << 10];
         let stalled = async {
