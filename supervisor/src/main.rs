@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         bytes: SHIPPING_BUFFER_BYTES,
     });
     init_logging(&config, &shipping);
+    raise_descriptor_limit();
     tracing::info!(
         deployment = %config.deployment,
         listen = %settings.listen,
@@ -99,6 +100,32 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one: a proxied connection holds up to six
+/// descriptors (two sockets and, for splice, two pipes), and systemd's default soft limit (1024)
+/// would refuse connections long before `link.ingress.max_connections`.
+fn raise_descriptor_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0
+        }
+    };
+    if raised {
+        tracing::debug!(
+            limit = l.rlim_cur,
+            "descriptor limit raised to the hard limit"
+        );
+    } else {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, "cannot raise the descriptor limit");
     }
 }
 

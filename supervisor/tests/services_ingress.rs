@@ -1,6 +1,7 @@
 //! Ingress (host TCP → enclave vsock) against a fake enclave app listening through
 //! `enclave_link`'s unix transport: 1,000 concurrent connections, half-close both ways, the
-//! connection limit, idle connections (slowloris) closed without starving anyone else.
+//! connection limit, idle connections (slowloris) closed without starving anyone else. Every
+//! scenario runs over both ways of moving the bytes (`link.proxy_copy`: splice and buffered).
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use companion_config::{Proxy, SupervisorConfig};
+use companion_config::{Proxy, ProxyCopy, SupervisorConfig};
 use enclave_link::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -61,17 +62,57 @@ async fn enclave_app(transport: Arc<dyn Transport>) {
     });
 }
 
-async fn setup(
-    config_edit: impl FnOnce(&mut SupervisorConfig),
-) -> (common::Running, SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    enclave_app(common::enclave_side(dir.path())).await;
-    let mut config = common::config(dir.path());
+/// Each scenario, once per way of moving the bytes.
+macro_rules! scenarios {
+    ($copy_path:ident, $copy:expr) => {
+        mod $copy_path {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_thousand_concurrent_connections_each_get_their_own_bytes_back() {
+                thousand_concurrent_connections($copy).await
+            }
+
+            #[tokio::test]
+            async fn half_close_passes_through_in_both_directions() {
+                half_close($copy).await
+            }
+
+            #[tokio::test]
+            async fn slowloris_clients_do_not_starve_others_and_the_limit_refuses_the_excess() {
+                slowloris_and_limit($copy).await
+            }
+
+            #[tokio::test]
+            async fn idle_connections_are_closed_and_give_their_slots_back() {
+                idle_connections($copy).await
+            }
+        }
+    };
+}
+
+scenarios!(splice, ProxyCopy::Splice);
+scenarios!(buffered, ProxyCopy::Buffered);
+
+/// The supervisor's config for one ingress port to the enclave's `APP_PORT`.
+fn ingress_config(dir: &std::path::Path, copy: ProxyCopy) -> SupervisorConfig {
+    let mut config = common::config(dir);
     config.proxies = vec![Proxy {
         protocol: "tcp".into(),
         host_port: 0,
         vsock_port: APP_PORT,
     }];
+    config.link.proxy_copy = copy;
+    config
+}
+
+async fn setup(
+    copy: ProxyCopy,
+    config_edit: impl FnOnce(&mut SupervisorConfig),
+) -> (common::Running, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    enclave_app(common::enclave_side(dir.path())).await;
+    let mut config = ingress_config(dir.path(), copy);
     config_edit(&mut config);
     let run = common::start(&config).await;
     let addr = run.services.ingress_ports()[0].local_addr;
@@ -88,10 +129,9 @@ async fn round_trip(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
     back
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_connections_each_get_their_own_bytes_back() {
+async fn thousand_concurrent_connections(copy: ProxyCopy) {
     raise_fd_limit();
-    let (run, addr, _dir) = setup(|c| c.link.ingress.max_connections = 1100).await;
+    let (run, addr, _dir) = setup(copy, |c| c.link.ingress.max_connections = 1100).await;
     const N: usize = 1000;
     let all_open = Arc::new(Barrier::new(N));
     let mut tasks = Vec::new();
@@ -138,9 +178,8 @@ async fn a_thousand_concurrent_connections_each_get_their_own_bytes_back() {
     run.services.shutdown().await;
 }
 
-#[tokio::test]
-async fn half_close_passes_through_in_both_directions() {
-    let (run, addr, _dir) = setup(|_| {}).await;
+async fn half_close(copy: ProxyCopy) {
+    let (run, addr, _dir) = setup(copy, |_| {}).await;
     // Client → enclave EOF: the enclave still answers afterwards.
     assert_eq!(round_trip(addr, b"hello").await, b"hellobye");
     // 1 MiB each way with the half-close at the end: backpressure, no loss.
@@ -152,13 +191,7 @@ async fn half_close_passes_through_in_both_directions() {
     let dir = tempfile::tempdir().unwrap();
     let enclave = common::enclave_side(dir.path());
     let listener = enclave.listen(APP_PORT).await.unwrap();
-    let mut config = common::config(dir.path());
-    config.proxies = vec![Proxy {
-        protocol: "tcp".into(),
-        host_port: 0,
-        vsock_port: APP_PORT,
-    }];
-    let run2 = common::start(&config).await;
+    let run2 = common::start(&ingress_config(dir.path(), copy)).await;
     let addr2 = run2.services.ingress_ports()[0].local_addr;
     let app = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
@@ -190,9 +223,8 @@ fn dribble(mut c: TcpStream, every: Duration) -> tokio::task::JoinHandle<()> {
 
 const ACTIVE: &str = "nitro_proxy_active_connections{proxy=\"ingress:0\"}";
 
-#[tokio::test]
-async fn slowloris_clients_do_not_starve_others_and_the_limit_refuses_the_excess() {
-    let (run, addr, _dir) = setup(|c| c.link.ingress.max_connections = 20).await;
+async fn slowloris_and_limit(copy: ProxyCopy) {
+    let (run, addr, _dir) = setup(copy, |c| c.link.ingress.max_connections = 20).await;
     // Ten clients that say nothing, five that dribble a byte every 100 ms.
     let mut silent = Vec::new();
     for _ in 0..10 {
@@ -240,9 +272,8 @@ async fn slowloris_clients_do_not_starve_others_and_the_limit_refuses_the_excess
     run.services.shutdown().await;
 }
 
-#[tokio::test]
-async fn idle_connections_are_closed_and_give_their_slots_back() {
-    let (run, addr, _dir) = setup(|c| {
+async fn idle_connections(copy: ProxyCopy) {
+    let (run, addr, _dir) = setup(copy, |c| {
         c.link.ingress.max_connections = 3;
         c.link.ingress.idle_timeout_secs = 1;
     })

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use companion_config::{EgressTarget, LinkTransport, Proxy};
+use companion_config::{EgressTarget, LinkTransport, Proxy, ProxyCopy};
 use enclave_link::control::ControlClient;
 use enclave_link::credentials::CredentialsClient;
 use enclave_link::transport::{Tcp, Unix};
@@ -247,6 +247,15 @@ async fn echo_server() -> (u16, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn egress_passes_allowlisted_targets_and_refuses_and_counts_the_rest() {
+    egress_allowlist(ProxyCopy::Splice).await
+}
+
+#[tokio::test]
+async fn egress_with_the_buffered_copy_passes_allowlisted_targets_and_refuses_the_rest() {
+    egress_allowlist(ProxyCopy::Buffered).await
+}
+
+async fn egress_allowlist(copy: ProxyCopy) {
     let (echo, _task) = echo_server().await;
     let closed = TcpListener::bind("127.0.0.1:0")
         .await
@@ -256,6 +265,7 @@ async fn egress_passes_allowlisted_targets_and_refuses_and_counts_the_rest() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
+    config.link.proxy_copy = copy;
     config.link.egress.allowlist = vec![
         EgressTarget {
             host: "127.0.0.1".into(),

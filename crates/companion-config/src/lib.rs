@@ -145,6 +145,21 @@ pub struct Link {
     pub egress: EgressService,
     #[serde(default)]
     pub ingress: IngressService,
+    /// How the ingress and egress pass-throughs move bytes.
+    #[serde(default)]
+    pub proxy_copy: ProxyCopy,
+}
+
+/// How a pass-through moves bytes between its two sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyCopy {
+    /// Linux `splice(2)` through a pipe: the bytes never enter user space (the buffered copy
+    /// elsewhere, or when no pipe can be made).
+    #[default]
+    Splice,
+    /// A user-space buffer per direction: the escape hatch for a kernel whose splice misbehaves.
+    Buffered,
 }
 
 /// How the supervisor reaches the enclave; service ports are fixed (`enclave_link::ports`).

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use companion_config::EgressService;
+use companion_config::{EgressService, ProxyCopy};
 use enclave_link::egress::{Connect, EgressMsg, Outcome, Reply};
 use enclave_link::frame::{read_one, write_one, Message};
 use enclave_link::{FrameError, Stream};
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::link::Ctx;
 use super::metrics::ProxyLabels;
-use super::pump::pump;
+use super::pump::{pump, Counters};
 use super::{ServiceError, ServiceMetrics};
 
 pub(crate) const SERVICE: &str = "egress";
@@ -77,6 +77,7 @@ struct Egress {
     slots: Semaphore,
     connect_timeout: Duration,
     idle: Duration,
+    copy: ProxyCopy,
     metrics: Arc<ServiceMetrics>,
 }
 
@@ -86,6 +87,7 @@ pub(crate) async fn start(ctx: &Ctx, config: &EgressService) -> Result<(), Servi
         slots: Semaphore::new(config.max_connections as usize),
         connect_timeout: Duration::from_secs(config.connect_timeout_secs.into()),
         idle: Duration::from_secs(config.idle_timeout_secs.into()),
+        copy: ctx.copy,
         metrics: ctx.metrics.clone(),
     });
     let listener = ctx.listen(SERVICE, enclave_link::ports::EGRESS).await?;
@@ -126,7 +128,7 @@ impl Egress {
                 .finish(&mut stream, Outcome::Refused { reason }, "limit")
                 .await;
         };
-        let mut upstream = match self.dial(&host, port).await {
+        let upstream = match self.dial(&host, port).await {
             Ok(s) => s,
             Err(message) => {
                 tracing::warn!(service = SERVICE, %host, port, %message, "egress dial failed");
@@ -150,14 +152,8 @@ impl Egress {
             proxy: SERVICE.into(),
         });
         active.inc();
-        let end = pump(
-            &mut upstream,
-            &mut stream,
-            self.idle,
-            self.metrics.bytes(SERVICE, "to_enclave"),
-            self.metrics.bytes(SERVICE, "from_enclave"),
-        )
-        .await;
+        let counters = Counters::new(&self.metrics, SERVICE);
+        let end = pump(upstream, stream, self.copy, self.idle, counters).await;
         active.dec();
         end.report(&self.metrics, SERVICE);
     }

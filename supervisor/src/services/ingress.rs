@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::link::Ctx;
 use super::metrics::ProxyLabels;
-use super::pump::pump;
+use super::pump::{pump, Counters};
 use super::ServiceError;
 
 /// One bound ingress port.
@@ -121,11 +121,11 @@ async fn accept(ctx: Ctx, listener: TcpListener, port: Arc<Port>) {
     }
 }
 
-async fn proxy(ctx: &Ctx, port: &Port, mut client: TcpStream) {
+async fn proxy(ctx: &Ctx, port: &Port, client: TcpStream) {
     let _ = client.set_nodelay(true);
     let m = &ctx.metrics;
     let dial = connect(&*ctx.transport, port.vsock_port, port.connect_timeout).await;
-    let mut enclave = match dial {
+    let enclave = match dial {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(proxy = %port.name, error = %e, "cannot reach the enclave");
@@ -136,14 +136,8 @@ async fn proxy(ctx: &Ctx, port: &Port, mut client: TcpStream) {
         proxy: port.name.clone(),
     });
     active.inc();
-    let end = pump(
-        &mut client,
-        &mut enclave,
-        port.idle,
-        m.bytes(&port.name, "to_enclave"),
-        m.bytes(&port.name, "from_enclave"),
-    )
-    .await;
+    let counters = Counters::new(m, &port.name);
+    let end = pump(client, enclave, ctx.copy, port.idle, counters).await;
     active.dec();
     end.report(m, &port.name);
 }

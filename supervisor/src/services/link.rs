@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use companion_config::{LinkTransport, SupervisorConfig};
+use companion_config::{LinkTransport, ProxyCopy, SupervisorConfig};
 use enclave_link::transport::{Tcp, Unix, VhostUser, Vsock};
 use enclave_link::{Listener, Peer, Stream, Transport};
 use tokio_util::sync::CancellationToken;
@@ -92,6 +92,8 @@ pub(crate) struct Ctx {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) policy: PeerPolicy,
     pub(crate) metrics: Arc<ServiceMetrics>,
+    /// How the ingress and egress pass-throughs move bytes.
+    pub(crate) copy: ProxyCopy,
     pub(crate) tracker: TaskTracker,
     pub(crate) token: CancellationToken,
 }

@@ -93,6 +93,7 @@ impl Services {
             transport,
             policy,
             metrics: metrics.clone(),
+            copy: config.link.proxy_copy,
             tracker: TaskTracker::new(),
             token: CancellationToken::new(),
         };

@@ -1,23 +1,24 @@
 //! Bidirectional byte copy for the proxies: half-close passes through (EOF on one side shuts down
 //! writing on the other, the other direction keeps flowing), backpressure comes from bounded
 //! buffers (nothing is read while the previous chunk is unwritten), bytes are counted per
-//! direction, and a connection without a byte either way for `idle` is closed.
+//! direction, and a connection without a byte either way for `idle` is closed. Two ways to move
+//! the bytes with those same rules: `splice(2)` through a pipe on Linux (the bytes stay in kernel
+//! pages), and a user-space buffer everywhere else or when configured (`link.proxy_copy`).
 
-use std::future::poll_fn;
+mod buffered;
+#[cfg(target_os = "linux")]
+mod splice;
+
 use std::io;
-use std::pin::Pin;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use companion_config::ProxyCopy;
 use prometheus_client::metrics::counter::Counter;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Each direction's buffer starts small (an idle connection costs 2 × 4 KiB) and doubles, up to
-/// `MAX_BUFFER`, whenever a read fills it: bulk transfers get large reads and writes.
-const MIN_BUFFER: usize = 4 * 1024;
-const MAX_BUFFER: usize = 256 * 1024;
 
 /// How a proxied connection ended.
 #[derive(Debug)]
@@ -44,120 +45,118 @@ impl PumpEnd {
     }
 }
 
-/// Copies between `outer` (the client or AWS endpoint) and `enclave` until both directions
-/// reached EOF (each EOF shuts down writing on the other side).
-pub(crate) async fn pump<A, B>(
-    outer: &mut A,
-    enclave: &mut B,
-    idle: Duration,
+/// A socket the pump can take over: tokio reads and writes for the buffered copy, or its bare
+/// descriptor for splice.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Leaves tokio's reactor and hands over the (non-blocking) descriptor.
+    fn into_fd(self) -> io::Result<OwnedFd>;
+}
+
+impl Socket for TcpStream {
+    fn into_fd(self) -> io::Result<OwnedFd> {
+        Ok(self.into_std()?.into())
+    }
+}
+
+impl Socket for enclave_link::Stream {
+    fn into_fd(self) -> io::Result<OwnedFd> {
+        match self {
+            enclave_link::Stream::Tcp(s) => s.into_fd(),
+            enclave_link::Stream::Unix(s) => Ok(s.into_std()?.into()),
+            enclave_link::Stream::Vsock(s) => Ok(s.into()),
+        }
+    }
+}
+
+/// The byte counters of one proxied connection, one per direction.
+pub(crate) struct Counters {
     to_enclave: Counter,
     from_enclave: Counter,
-) -> PumpEnd
-where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    let start = Instant::now();
-    let activity = AtomicU64::new(0);
-    let mut inbound = Half::new(to_enclave);
-    let mut outbound = Half::new(from_enclave);
-    let copy = poll_fn(|cx| {
-        let seen = |n: usize| {
-            if n > 0 {
-                activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-            }
-        };
-        let a = inbound.poll(cx, &mut *outer, &mut *enclave, &seen)?;
-        let b = outbound.poll(cx, &mut *enclave, &mut *outer, &seen)?;
-        if a.is_ready() && b.is_ready() {
-            Poll::Ready(Ok::<(), io::Error>(()))
-        } else {
-            Poll::Pending
+}
+
+impl Counters {
+    /// `nitro_proxy_bytes_total` of `proxy`, both directions.
+    pub(crate) fn new(metrics: &super::ServiceMetrics, proxy: &str) -> Self {
+        Counters {
+            to_enclave: metrics.bytes(proxy, "to_enclave"),
+            from_enclave: metrics.bytes(proxy, "from_enclave"),
         }
-    });
+    }
+}
+
+/// Copies between `outer` (the client or AWS endpoint) and `enclave` until both directions
+/// reached EOF (each EOF shuts down writing on the other side).
+pub(crate) async fn pump<A: Socket, B: Socket>(
+    outer: A,
+    enclave: B,
+    copy: ProxyCopy,
+    idle: Duration,
+    counters: Counters,
+) -> PumpEnd {
+    let activity = Activity::new();
+    let transfer = transfer(outer, enclave, copy, &activity, &counters);
     tokio::select! {
-        r = copy => match r {
+        r = transfer => match r {
             Ok(()) => PumpEnd::Done,
             Err(e) => PumpEnd::Error(e),
         },
-        () = idle_watch(&activity, start, idle) => PumpEnd::Idle,
+        () = activity.idle_for(idle) => PumpEnd::Idle,
     }
 }
 
-/// Returns once no read made progress for `idle`.
-async fn idle_watch(activity: &AtomicU64, start: Instant, idle: Duration) {
-    loop {
-        let last = activity.load(Ordering::Relaxed);
-        tokio::time::sleep_until(start + Duration::from_millis(last) + idle).await;
-        if activity.load(Ordering::Relaxed) == last {
-            return;
+/// Moves the bytes both ways with splice when asked for and a pair of pipes can be had (a
+/// descriptor limit can refuse them), else with buffers.
+async fn transfer<A: Socket, B: Socket>(
+    outer: A,
+    enclave: B,
+    copy: ProxyCopy,
+    activity: &Activity,
+    counters: &Counters,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if copy == ProxyCopy::Splice {
+        match splice::Pipes::new() {
+            Ok(pipes) => {
+                let (outer, enclave) = (outer.into_fd()?, enclave.into_fd()?);
+                return splice::transfer(outer, enclave, pipes, activity, counters).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "no pipes for splice: buffered copy"),
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = copy;
+    buffered::transfer(outer, enclave, activity, counters).await
 }
 
-/// One direction: read a chunk, write it all, repeat; on EOF flush and shut down the writer.
-struct Half {
-    buf: Vec<u8>,
-    pos: usize,
-    filled: usize,
-    grow: bool,
-    eof: bool,
-    done: bool,
-    counter: Counter,
+/// When a byte last moved either way (milliseconds since the pump started), for the idle
+/// timeout; both directions update it.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
 }
 
-impl Half {
-    fn new(counter: Counter) -> Self {
-        Half {
-            buf: vec![0; MIN_BUFFER],
-            pos: 0,
-            filled: 0,
-            grow: false,
-            eof: false,
-            done: false,
-            counter,
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
         }
     }
 
-    fn poll<R, W>(
-        &mut self,
-        cx: &mut Context<'_>,
-        r: &mut R,
-        w: &mut W,
-        seen: &dyn Fn(usize),
-    ) -> Poll<io::Result<()>>
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
-        if self.done {
-            return Poll::Ready(Ok(()));
-        }
+    /// Notes that bytes moved now.
+    fn record(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once no bytes moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
         loop {
-            while self.pos < self.filled {
-                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..self.filled]))?;
-                if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                }
-                self.pos += n;
+            let last = self.last_ms.load(Ordering::Relaxed);
+            tokio::time::sleep_until(self.start + Duration::from_millis(last) + idle).await;
+            if self.last_ms.load(Ordering::Relaxed) == last {
+                return;
             }
-            if self.eof {
-                ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
-                self.done = true;
-                return Poll::Ready(Ok(()));
-            }
-            if self.grow {
-                self.buf = vec![0; (self.buf.len() * 2).min(MAX_BUFFER)];
-                self.grow = false;
-            }
-            let mut rb = ReadBuf::new(&mut self.buf);
-            ready!(Pin::new(&mut *r).poll_read(cx, &mut rb))?;
-            let n = rb.filled().len();
-            seen(n);
-            self.counter.inc_by(n as u64);
-            self.eof = n == 0;
-            self.grow = n == self.buf.len() && n < MAX_BUFFER;
-            (self.pos, self.filled) = (0, n);
         }
     }
 }
