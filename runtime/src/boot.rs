@@ -1,5 +1,6 @@
 //! The boot sequence, every stage reported to the supervisor: control → config → logs →
-//! loopback → entropy → clock → attestation → credentials → secrets → api → ingress → app.
+//! loopback → entropy → clock → attestation → credentials → secrets → api → ingress → app
+//! (a local run's dev secrets skip credentials: they come from the local supervisor, not KMS).
 //! Any failure is reported as `fatal` with its stage and an explanation (acknowledged by the
 //! supervisor, since init reboots the enclave the moment we exit), then the runtime exits 1.
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attested_kms::AttestedKms;
-use companion_config::RuntimeConfig;
+use companion_config::{RuntimeConfig, SecretsSource};
 use enclave_link::control::ControlClient;
 use enclave_link::logs::LogSender;
 use enclave_link::Transport;
@@ -25,7 +26,7 @@ use crate::logging::Forward;
 use crate::platform::{self, MAX_CLOCK_OFFSET};
 use crate::secrets::{EnvSecret, Fetcher};
 use crate::store::Store;
-use crate::{config, ingress, readiness, user};
+use crate::{config, dev_secrets, ingress, readiness, user};
 
 /// The hardware RNG an enclave's kernel must use (registered by nsm.ko).
 const NSM_HWRNG: &str = "nsm-hwrng";
@@ -310,6 +311,56 @@ async fn boot(
     check_platform(config, reporter).await?;
     let nsm = attest_self(config, reporter).await?;
 
+    let (secrets, store) = match config.secrets_source {
+        SecretsSource::Kms => attested_secrets(config, transport, reporter, counters, &nsm).await?,
+        SecretsSource::LocalDev => {
+            let secrets = dev_secrets::fetch(&**transport, &config.secrets)
+                .await
+                .map_err(at("secrets"))?;
+            reporter
+                .stage("secrets", &dev_secrets::stage_detail(secrets.len()))
+                .await;
+            (secrets, None)
+        }
+    };
+
+    let token = api_token().map_err(at("api"))?;
+    let state = Arc::new(ApiState {
+        token: token.clone(),
+        nsm: nsm.clone(),
+        store,
+        counters: counters.clone(),
+    });
+    let addr = api::start(config.api.port, state)
+        .await
+        .map_err(at("api"))?;
+    reporter.stage("api", &format!("http://{addr}")).await;
+
+    ingress::start(transport, &config.ingress_ports)
+        .await
+        .map_err(at("ingress"))?;
+    reporter
+        .stage(
+            "ingress",
+            &format!("vsock → 127.0.0.1 for ports {:?}", config.ingress_ports),
+        )
+        .await;
+
+    let running = start_app(config, argv, &secrets, &addr.to_string(), &token, forward)?;
+    drop(secrets);
+    reporter.stage("app", &format!("pid {}", running.pid)).await;
+    Ok(running)
+}
+
+/// The instance role's credentials, then every secret decrypted by KMS with our attestation,
+/// and sealed storage under the same key.
+async fn attested_secrets(
+    config: &RuntimeConfig,
+    transport: &Arc<dyn Transport>,
+    reporter: &Reporter,
+    counters: &Arc<Counters>,
+    nsm: &Arc<dyn Nsm>,
+) -> Result<(Vec<EnvSecret>, Option<Arc<Store>>), Failure> {
     let credentials = aws::credentials_client(transport.clone());
     let creds = credentials.get().await.map_err(at("credentials"))?;
     reporter
@@ -338,44 +389,18 @@ async fn boot(
             &format!("{} secret(s) decrypted with attestation", secrets.len()),
         )
         .await;
-
-    let token = api_token().map_err(at("api"))?;
     let store = config.storage.as_ref().map(|s| {
         Arc::new(Store {
             s3: clients.s3.clone(),
             bucket: s.bucket.clone(),
             prefix: config.storage_prefix.clone(),
-            kms: kms.clone(),
+            kms,
             kms_key: config.kms_key.clone(),
             deployment: config.deployment.clone(),
             counters: counters.clone(),
         })
     });
-    let state = Arc::new(ApiState {
-        token: token.clone(),
-        nsm: nsm.clone(),
-        store,
-        counters: counters.clone(),
-    });
-    let addr = api::start(config.api.port, state)
-        .await
-        .map_err(at("api"))?;
-    reporter.stage("api", &format!("http://{addr}")).await;
-
-    ingress::start(transport, &config.ingress_ports)
-        .await
-        .map_err(at("ingress"))?;
-    reporter
-        .stage(
-            "ingress",
-            &format!("vsock → 127.0.0.1 for ports {:?}", config.ingress_ports),
-        )
-        .await;
-
-    let running = start_app(config, argv, &secrets, &addr.to_string(), &token, forward)?;
-    drop(secrets);
-    reporter.stage("app", &format!("pid {}", running.pid)).await;
-    Ok(running)
+    Ok((secrets, store))
 }
 
 async fn check_platform(config: &RuntimeConfig, reporter: &Reporter) -> Result<(), Failure> {

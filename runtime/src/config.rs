@@ -1,10 +1,10 @@
 //! What the measured config may ask for: production images get the real NSM, the real platform,
-//! AF_VSOCK and AWS's own endpoints, whatever else the file says.
+//! AF_VSOCK, AWS's own endpoints and KMS-sealed secrets, whatever else the file says.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use companion_config::{LinkTransport, Platform, RuntimeConfig};
+use companion_config::{LinkTransport, Platform, RuntimeConfig, SecretsSource};
 use enclave_link::transport::{Tcp, Unix, Vsock};
 use enclave_link::Transport;
 
@@ -25,6 +25,9 @@ pub fn production_violations(config: &RuntimeConfig) -> Vec<&'static str> {
     }
     if config.aws_test_endpoint.is_some() {
         v.push("aws_test_endpoint");
+    }
+    if config.secrets_source != SecretsSource::Kms {
+        v.push("secrets_source: local dev secrets");
     }
     v
 }

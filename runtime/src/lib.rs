@@ -8,6 +8,7 @@ pub mod boot;
 mod child;
 pub mod config;
 mod counters;
+mod dev_secrets;
 mod ingress;
 pub mod logging;
 mod platform;

@@ -25,10 +25,6 @@ const CEK_LEN: usize = 32;
 pub struct Plaintext(Zeroizing<Vec<u8>>);
 
 impl Plaintext {
-    pub(crate) fn new(bytes: Zeroizing<Vec<u8>>) -> Self {
-        Self(bytes)
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -39,6 +35,14 @@ impl Plaintext {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// Decrypted bytes, or bytes that did not come from KMS but go where plaintexts go (a local
+/// run's dev secrets), with the same zeroizing and redaction.
+impl From<Zeroizing<Vec<u8>>> for Plaintext {
+    fn from(bytes: Zeroizing<Vec<u8>>) -> Self {
+        Self(bytes)
     }
 }
 
@@ -108,6 +112,6 @@ impl RecipientKey {
             .map_err(|_| Undecryptable)?
             .len();
         buffer.truncate(len);
-        Ok(Plaintext::new(buffer))
+        Ok(Plaintext::from(buffer))
     }
 }

@@ -3,16 +3,18 @@
 //! it — so the contract cannot drift. Files are JSON with a `format_version`; readers reject
 //! unknown fields and versions they do not know.
 
+mod dev_secrets;
 pub mod health;
 mod runtime;
 mod secrets;
 
+pub use dev_secrets::{DevSecrets, DevSecretsError};
 /// Which NSM the runtime uses (`nitro_nsm::Backend`, re-exported so writers of the config need
 /// not depend on the NSM crate).
 pub use nitro_nsm::Backend as NsmBackend;
 pub use runtime::{
-    Api, App, AwsTestEndpoint, Platform, Readiness, RuntimeLink, Storage, DEFAULT_API_PORT,
-    DEFAULT_PARENT_CID,
+    Api, App, AwsTestEndpoint, Platform, Readiness, RuntimeLink, SecretsSource, Storage,
+    DEFAULT_API_PORT, DEFAULT_PARENT_CID,
 };
 pub use secrets::{secret_encryption_context, CONTEXT_DEPLOYMENT, CONTEXT_PARAMETER};
 
@@ -148,6 +150,19 @@ pub struct Link {
     /// How the ingress and egress pass-throughs move bytes.
     #[serde(default)]
     pub proxy_copy: ProxyCopy,
+    /// Local runs only (`nitro-provision run --local`): plain secret values served to a runtime
+    /// whose measured config asks for them. Absent (always, on an instance): the service is not
+    /// offered at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_secrets: Option<DevSecretsService>,
+}
+
+/// The dev secrets service of a local run: the file is read again for every request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevSecretsService {
+    /// A [`DevSecrets`] file.
+    pub file: PathBuf,
 }
 
 /// How a pass-through moves bytes between its two sockets.
@@ -371,6 +386,10 @@ pub struct RuntimeConfig {
     pub log_forwarding: bool,
     #[serde(default)]
     pub aws_test_endpoint: Option<AwsTestEndpoint>,
+    /// Where `secrets` come from: KMS (always in production), or the local supervisor's dev
+    /// secrets file in a local run.
+    #[serde(default, skip_serializing_if = "SecretsSource::is_kms")]
+    pub secrets_source: SecretsSource,
 }
 
 fn device_nsm() -> nitro_nsm::Backend {
@@ -523,6 +542,8 @@ mod tests {
         assert_eq!(c.link.transport, LinkTransport::Vsock {});
         assert_eq!(c.link.credentials.imds_endpoint, "http://169.254.169.254");
         assert!(c.link.egress.allowlist.is_empty());
+        assert_eq!(c.link.dev_secrets, None);
+        assert!(!sample().to_json().contains("dev_secrets"));
         v["link"] = serde_json::json!({"transport": {"type": "tcp", "listen": "127.0.0.1:40000", "connect": "127.0.0.1:41000"}});
         let c = parse(&v.to_string()).unwrap();
         assert_eq!(
@@ -578,6 +599,10 @@ mod tests {
                 serde_json::json!({"logs": {"buffer": 1}}),
                 "unknown field `buffer`",
             ),
+            (
+                serde_json::json!({"dev_secrets": {"file": "/x", "values": {"A": "1"}}}),
+                "unknown field `values`",
+            ),
         ];
         for (link, expected) in cases {
             let mut v = base.clone();
@@ -608,6 +633,23 @@ mod tests {
         let err = SupervisorConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("unknown field `surprise`"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_source_defaults_to_kms_and_is_written_only_for_local_dev() {
+        let minimal = serde_json::json!({"format_version": 1, "deployment": "demo",
+            "region": "us-east-1", "secrets": [], "storage_prefix": "state/",
+            "logging": {"level": "info", "format": "json"}, "kms_key": "alias/demo"});
+        let mut c: RuntimeConfig = serde_json::from_value(minimal.clone()).unwrap();
+        assert_eq!(c.secrets_source, SecretsSource::Kms);
+        assert!(c.production);
+        assert!(!c.to_json().contains("secrets_source"));
+        c.secrets_source = SecretsSource::LocalDev;
+        assert!(c.to_json().contains(r#""secrets_source": "local_dev""#));
+        let mut v = minimal;
+        v["secrets_source"] = serde_json::json!("plain");
+        let err = serde_json::from_value::<RuntimeConfig>(v).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `plain`"), "{err}");
     }
 
     /// A field unknown to a nested section is rejected with its name, wherever it sits.

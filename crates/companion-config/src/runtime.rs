@@ -97,6 +97,25 @@ pub struct Storage {
     pub bucket: String,
 }
 
+/// Where the runtime gets the values of `secrets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretsSource {
+    /// SSM ciphertexts decrypted by KMS with the enclave's attestation.
+    #[default]
+    Kms,
+    /// Plain values from the local supervisor's dev secrets file (`nitro-provision run --local`).
+    /// Refused with `production: true`; the supervisor serves them only when its config has a
+    /// dev secrets file, which only a local run writes.
+    LocalDev,
+}
+
+impl SecretsSource {
+    pub fn is_kms(&self) -> bool {
+        *self == SecretsSource::Kms
+    }
+}
+
 /// Tests only: a local AWS endpoint and the root of its TLS certificate. Refused with
 /// `production: true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

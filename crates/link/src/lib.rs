@@ -7,7 +7,8 @@
 //! - [`control`]: boot stages, ready, fatal errors, counters, the app's exit status (acknowledged);
 //! - [`logs`]: log records pushed from a bounded, never-blocking queue with a drop counter;
 //! - [`credentials`]: the instance role's credentials, cached and refreshed before expiry;
-//! - [`egress`]: a handshake naming `host:port`, then raw bytes to the allowlisted endpoint.
+//! - [`egress`]: a handshake naming `host:port`, then raw bytes to the allowlisted endpoint;
+//! - [`dev_secrets`]: plain values for a local run's runtime (never offered on an instance).
 //!
 //! Ingress needs no protocol: the parent connects to the enclave's vsock port N for host TCP
 //! port N and copies bytes.
@@ -15,6 +16,7 @@
 mod backoff;
 pub mod control;
 pub mod credentials;
+pub mod dev_secrets;
 pub mod egress;
 pub mod frame;
 pub mod logs;

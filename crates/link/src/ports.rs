@@ -18,13 +18,17 @@ pub const LOGS: u32 = 0x1_0002;
 pub const CREDENTIALS: u32 = 0x1_0003;
 /// TCP pass-through to allowlisted AWS endpoints: a handshake frame, then raw bytes.
 pub const EGRESS: u32 = 0x1_0004;
+/// Plain secret values for a local run (`nitro-provision run --local`) only: never bound on an
+/// instance.
+pub const DEV_SECRETS: u32 = 0x1_0005;
 
 /// Every service port with its name, for documentation, diagnostics and metrics labels.
-pub const SERVICES: [(u32, &str); 4] = [
+pub const SERVICES: [(u32, &str); 5] = [
     (CONTROL, "control"),
     (LOGS, "logs"),
     (CREDENTIALS, "credentials"),
     (EGRESS, "egress"),
+    (DEV_SECRETS, "dev_secrets"),
 ];
 
 /// The largest port an ingress mapping may use (TCP N ↔ vsock N).

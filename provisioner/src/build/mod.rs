@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use companion_config::{
     Api, App, ConfigFile, Logging, NsmBackend, Platform, RuntimeConfig, RuntimeLink, Secret,
-    Storage, FORMAT_VERSION,
+    SecretsSource, Storage, FORMAT_VERSION,
 };
 use nitro_eif::format::Arch;
 use nitro_eif::image::{Command, ExtraFile, ImageConfig, ImageSource};
@@ -165,6 +165,7 @@ pub fn runtime_config(loaded: &Loaded, image: &ImageConfig) -> RuntimeConfig {
         ingress_ports: c.instance.ingress.iter().map(|i| i.port).collect(),
         log_forwarding: true,
         aws_test_endpoint: None,
+        secrets_source: SecretsSource::Kms,
     }
 }
 

@@ -110,6 +110,21 @@ impl World {
     /// [`World::start`] with the supervisor forwarding an ephemeral host port to each of
     /// `vsock_ports`.
     pub async fn start_with_ingress(vsock_ports: &[u16]) -> World {
+        Self::start_with(|supervisor| {
+            supervisor.proxies = vsock_ports
+                .iter()
+                .map(|&p| Proxy {
+                    protocol: "tcp".into(),
+                    host_port: 0,
+                    vsock_port: p.into(),
+                })
+                .collect();
+        })
+        .await
+    }
+
+    /// [`World::start`] with the supervisor's config changed by `adjust` first.
+    pub async fn start_with(adjust: impl FnOnce(&mut SupervisorConfig)) -> World {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(2).unwrap();
         pki.write(&dir.path().join("pki")).unwrap();
@@ -149,14 +164,7 @@ impl World {
         let (tx, events) = mpsc::channel(4096);
         let metrics = Arc::new(ServiceMetrics::new());
         let mut supervisor = supervisor_config(dir.path(), &awsim, &imds);
-        supervisor.proxies = vsock_ports
-            .iter()
-            .map(|&p| Proxy {
-                protocol: "tcp".into(),
-                host_port: 0,
-                vsock_port: p.into(),
-            })
-            .collect();
+        adjust(&mut supervisor);
         let services = Services::start(&supervisor, tx, metrics.clone())
             .await
             .expect("supervisor services start");
@@ -256,6 +264,7 @@ impl World {
                 endpoint_url: self.awsim.endpoint(),
                 root_pem: self.awsim.tls_ca_pem.clone(),
             }),
+            secrets_source: SecretsSource::Kms,
         }
     }
 

@@ -1,11 +1,12 @@
 //! The host side of every link service the supervisor offers the enclave: control, logs,
-//! credentials, egress (each on its fixed vsock port, `enclave_link::ports`) and ingress (host
-//! TCP port N → enclave vsock port N). [`Services::start`] binds everything first — a bind
+//! credentials, egress, dev secrets in a local run (each on its fixed vsock port,
+//! `enclave_link::ports`) and ingress (host TCP port N → enclave vsock port N). [`Services::start`] binds everything first — a bind
 //! failure is an error naming the port, so the supervisor exits before telling systemd it is
 //! ready — then serves in background tasks until [`Services::shutdown`].
 
 mod control;
 mod credentials;
+mod dev_secrets;
 mod egress;
 mod imds;
 mod ingress;
@@ -127,6 +128,9 @@ impl Services {
         logs::start(ctx, l.logs.buffer_records as usize).await?;
         credentials::start(ctx, cache).await?;
         egress::start(ctx, &l.egress).await?;
+        if let Some(dev) = &l.dev_secrets {
+            dev_secrets::start(ctx, dev).await?;
+        }
         ingress::start(ctx, &config.proxies, &l.ingress).await
     }
 
