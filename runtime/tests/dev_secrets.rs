@@ -32,11 +32,17 @@ async fn world_with_file(contents: &str) -> World {
     .await
 }
 
+/// An admitted runtime config declaring DB_PASSWORD, asking for dev secrets.
+fn local_dev_config(w: &World) -> companion_config::RuntimeConfig {
+    let mut config = w.runtime_config(&[("/demo/db-password", "DB_PASSWORD")], ADMITTED_PCR2);
+    config.secrets_source = SecretsSource::LocalDev;
+    config
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_secrets_reach_the_app_env_without_credentials_or_kms() {
     let mut w = world_with_file("# local only\nDB_PASSWORD=dev-hunter2\nUNUSED=x\n").await;
-    let mut config = w.runtime_config(&[("/demo/db-password", "DB_PASSWORD")], ADMITTED_PCR2);
-    config.secrets_source = SecretsSource::LocalDev;
+    let config = local_dev_config(&w);
     let out = w.path("app-env.txt");
     let child = w.spawn(&config, &format!("env > {}; exit 0", out.display()));
     let events = w.events_until(120, is_exit).await;
@@ -62,8 +68,7 @@ async fn dev_secrets_reach_the_app_env_without_credentials_or_kms() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_value_or_a_supervisor_without_the_file_stops_the_boot() {
     let mut w = world_with_file("OTHER=1\n").await;
-    let mut config = w.runtime_config(&[("/demo/db-password", "DB_PASSWORD")], ADMITTED_PCR2);
-    config.secrets_source = SecretsSource::LocalDev;
+    let config = local_dev_config(&w);
     let marker = w.path("app-ran");
     let child = w.spawn(&config, &format!("touch {}", marker.display()));
     let events = w.events_until(60, is_exit).await;
@@ -82,8 +87,7 @@ async fn a_missing_value_or_a_supervisor_without_the_file_stops_the_boot() {
 
     // An instance's supervisor offers no such service.
     let mut w = World::start().await;
-    let mut config = w.runtime_config(&[("/demo/db-password", "DB_PASSWORD")], ADMITTED_PCR2);
-    config.secrets_source = SecretsSource::LocalDev;
+    let config = local_dev_config(&w);
     let child = w.spawn(&config, &format!("touch {}", marker.display()));
     let events = w.events_until(60, is_exit).await;
     wait_exit(child, 30);
@@ -100,8 +104,7 @@ async fn a_missing_value_or_a_supervisor_without_the_file_stops_the_boot() {
 #[tokio::test(flavor = "multi_thread")]
 async fn production_refuses_dev_secrets() {
     let mut w = world_with_file("DB_PASSWORD=dev-hunter2\n").await;
-    let mut config = w.runtime_config(&[("/demo/db-password", "DB_PASSWORD")], ADMITTED_PCR2);
-    config.secrets_source = SecretsSource::LocalDev;
+    let mut config = local_dev_config(&w);
     config.production = true;
     let out = w.path("app-env.txt");
     let child = w.spawn(&config, &format!("env > {}", out.display()));
